@@ -1,0 +1,112 @@
+"""The sandbox seam: what every provider (docker, sim) hands to the rest of the harness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One look at the desktop: PNG bytes, OSWorld-format accessibility XML (or None), screen size."""
+
+    screenshot: bytes
+    accessibility_tree: str | None
+    screen_size: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """Outcome of a command or an action run inside the sandbox (OSWorld's /execute keys)."""
+
+    returncode: int
+    output: str = ""
+    error: str = ""
+    status: str = "success"
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.status == "success"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxInfo:
+    """Identity and addressing of one sandbox; providers fill what applies."""
+
+    id: str
+    provider: str
+    run_id: str
+    socket_path: str | None = None
+    base_url: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A running desktop the harness can look at and act in."""
+
+    info: SandboxInfo
+    guest: Guest
+
+    async def observe(self, *, accessibility: bool = True) -> Observation: ...
+
+    async def execute(self, action: Any) -> ExecResult:
+        """Run one agent action: a pyautogui code string or a computer_13 dict.
+
+        WAIT/FAIL/DONE are special actions: they never reach the guest.
+        """
+        ...
+
+    async def run(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult: ...
+
+    async def upload(self, path: str, data: bytes) -> None: ...
+
+    async def download(self, path: str) -> bytes | None:
+        """File bytes, or None when the file does not exist."""
+        ...
+
+    async def alive(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Starts and stops sandboxes of one kind; `gc` removes leftovers of earlier runs."""
+
+    name: str
+
+    async def start(self) -> Sandbox: ...
+
+    async def stop(self, sandbox: Sandbox) -> None: ...
+
+    async def gc(self, *, run_id: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class Guest(Protocol):
+    """OSWorld's in-VM HTTP API as typed async calls (see vm/client.py for the real one).
+
+    Setup steps and evaluator getters use this; agents use `Sandbox.observe/execute`.
+    """
+
+    async def health(self) -> bool: ...
+    async def screenshot(self) -> bytes: ...
+    async def accessibility(self) -> str | None: ...
+    async def execute(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult: ...
+    async def launch(self, command: str | list[str], *, shell: bool = False) -> None: ...
+    async def upload(self, path: str, data: bytes) -> None: ...
+    async def download(self, path: str) -> bytes | None: ...
+    async def screen_size(self) -> tuple[int, int]: ...
+    async def window_size(self, app_class_name: str) -> tuple[int, int] | None: ...
+    async def cursor_position(self) -> tuple[int, int]: ...
+    async def platform(self) -> str: ...
+    async def list_directory(self, path: str) -> dict[str, Any] | None: ...
+    async def desktop_path(self) -> str: ...
+    async def open_file(self, path: str, *, timeout: float = 60.0) -> None: ...
+    async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None: ...
+    async def close_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None: ...
+    async def terminal(self) -> str | None: ...
+    async def run_python(self, code: str, *, timeout: float = 30.0) -> dict[str, Any]: ...
+    async def run_bash_script(self, script: str, *, timeout: float = 100.0, working_dir: str | None = None) -> ExecResult: ...
