@@ -1,0 +1,82 @@
+"""`python -m harness run`: evaluate an agent on a benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", help="built-in suite name (desktop-basics) or an OSWorld-layout folder")
+    p.add_argument("--agent", help="agent name (see `python -m harness registry agents`)")
+    p.add_argument("--model", help="model name for model agents")
+    p.add_argument("--concurrency", type=int, help="tasks in flight (and sandboxes)")
+    p.add_argument("--run-dir", type=Path, help="run directory (default runs/<suite>-<agent>-<time>)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--task-timeout", type=float, help="wall-clock seconds per task attempt")
+    p.add_argument("--domain", action="append", dest="domains", help="only these domains (repeat or comma-separate)")
+    p.add_argument("--tasks", help="only these task ids (comma-separated)")
+    p.add_argument("--test-list", help="OSWorld test list file ({domain: [ids]})")
+    p.add_argument("--provider", choices=["docker", "sim"])
+    p.add_argument("--providers-file", help="LLM providers file")
+    p.add_argument("--action-space", choices=["pyautogui", "computer_13"])
+    p.add_argument("--observation-type", choices=["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"])
+    p.add_argument("--infra-retries", type=int)
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=None, help="do not use the LLM response cache")
+    p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="agent knob (value parsed as JSON when it parses)")
+    p.add_argument("--config", type=Path, help="JSON config file (CLI flags override it)")
+    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress display")
+
+
+def _agent_options(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--agent-option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    from harness.config import make_config
+
+    values: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        try:
+            values.update(json.loads(Path(args.config).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
+    for key in ("benchmark", "agent", "model", "concurrency", "run_dir", "max_steps", "task_timeout", "domains",
+                "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
+                "infra_retries", "cache", "quiet"):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    options = _agent_options(getattr(args, "agent_option", []) or [])
+    if options:
+        values["agent_options"] = {**values.get("agent_options", {}), **options}
+    if not values.get("benchmark"):
+        raise ConfigError("--benchmark is required (a built-in suite name such as desktop-basics, or a folder)")
+    return make_config(values, source=str(args.config) if getattr(args, "config", None) else "command line")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.aio import run
+    from harness.runner import execute_run
+
+    return run(execute_run, config_from_args(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="evaluate an agent on a benchmark (resumes an existing --run-dir)")
+    add_run_options(p)
+    p.set_defaults(func=_run)

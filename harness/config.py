@@ -1,0 +1,71 @@
+"""RunConfig: every option of a run on one pydantic model (CLI flag > config file > default).
+
+It is written into run.json; `RESULT_KEYS` are the fields whose change would change scores, so
+resuming a run directory with a different value is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.errors import ConfigError
+
+RESULT_KEYS = [
+    "benchmark",
+    "agent",
+    "model",
+    "agent_options",
+    "max_steps",
+    "task_timeout",
+    "screen_width",
+    "screen_height",
+    "action_space",
+    "observation_type",
+]
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str = Field(description="built-in suite name or path to an OSWorld-layout folder")
+    agent: str = "oracle"
+    model: str | None = None
+    agent_options: dict[str, Any] = Field(default_factory=dict)
+    action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
+    observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
+    concurrency: int = Field(4, ge=1, le=512)
+    run_dir: Path | None = None
+    max_steps: int = Field(15, ge=1)
+    task_timeout: float = Field(1800.0, gt=0)
+    domains: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=list)
+    test_list: str | None = None
+    provider: Literal["docker", "sim"] = "docker"
+    infra_retries: int = Field(2, ge=0, description="fresh-sandbox retries of an attempt after an infrastructure failure")
+    screen_width: int = Field(1920, ge=320)
+    screen_height: int = Field(1080, ge=240)
+    providers_file: str | None = None
+    cache: bool = True
+    quiet: bool = False
+
+    @field_validator("domains", "tasks", mode="before")
+    @classmethod
+    def _split_commas(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p for p in (s.strip() for s in v.split(",")) if p]
+        if isinstance(v, list):
+            return [p.strip() for item in v for p in str(item).split(",") if p.strip()]
+        return v
+
+
+def make_config(values: dict[str, Any], *, source: str = "command line") -> RunConfig:
+    """Validate; a bad value becomes one line naming the option and what was expected."""
+    try:
+        return RunConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise ConfigError(f"{source}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None

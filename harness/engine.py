@@ -1,0 +1,149 @@
+"""The run engine: N workers on one event loop pull pending tasks and run attempts.
+
+An attempt = sandbox from the pool -> setup steps -> agent.solve -> evaluate -> record.
+Infrastructure failures (SandboxError) retry on a fresh sandbox up to `infra_retries`; agent and
+model errors end the task with score 0 and the error recorded, never the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from harness.config import RunConfig
+from harness.errors import HarnessError, SandboxError, TaskError
+from harness.task_env import SandboxTaskEnv
+from search.agent import Agent, Outcome
+
+log = logging.getLogger("harness.engine")
+
+
+@dataclass
+class EngineStats:
+    total: int = 0
+    done: int = 0
+    score_sum: float = 0.0
+    in_flight: int = 0
+    infra_failures: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def success_rate(self) -> float:
+        return self.score_sum / self.done if self.done else 0.0
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}"[:500]
+
+
+class Engine:
+    def __init__(self, config: RunConfig, tasks: list[Any], store: Any, pool: Any, agent: Agent, *,
+                 setup: Any, evaluate: Any, unsupported: Any, context: Any, llm: Any = None) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.store = store
+        self.pool = pool
+        self.agent = agent
+        self.llm = llm
+        self._setup = setup
+        self._evaluate = evaluate
+        self._unsupported = unsupported
+        self._ctx = context
+        self.stats = EngineStats()
+
+    async def run(self) -> EngineStats:
+        keys = [(t.domain, t.id) for t in self.tasks]
+        pending_keys = set(self.store.pending(keys))
+        pending = [t for t in self.tasks if (t.domain, t.id) in pending_keys]
+        self.stats.total = len(self.tasks)
+        self.stats.done = len(self.tasks) - len(pending)
+        queue: Iterator[Any] = iter(pending)
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.config.concurrency, len(pending))):
+                tg.start_soon(self._worker, queue)
+        return self.stats
+
+    async def _worker(self, queue: Iterator[Any]) -> None:
+        for task in queue:  # shared iterator: each task is taken by exactly one worker
+            self.stats.in_flight += 1
+            try:
+                await self._run_task(task)
+            finally:
+                self.stats.in_flight -= 1
+
+    async def _run_task(self, task: Any) -> None:
+        blocked = self._unsupported(task)
+        if blocked:
+            await self._finish(task, {"score": 0.0, "error": "unsupported: " + ", ".join(blocked),
+                                      "unsupported": blocked, "attempts": 0, "steps": 0, "seconds": 0.0})
+            return
+        attempts = 0
+        while True:
+            attempts += 1
+            started = time.monotonic()
+            attempt = await self.store.begin_attempt(task.domain, task.id)
+            try:
+                result = await self._attempt(task, attempt)
+            except SandboxError as e:
+                self.stats.infra_failures += 1
+                await self.store.record_infra_failure(task.domain, task.id, attempts, _short(e))
+                log.warning("task %s/%s attempt %d: infrastructure failure: %s", task.domain, task.id, attempts, _short(e))
+                if attempts <= self.config.infra_retries:
+                    continue
+                result = {"score": 0.0, "error": f"infrastructure failure after {attempts} attempts: {_short(e)}"}
+            except TimeoutError:
+                result = {"score": 0.0, "error": f"task timeout after {self.config.task_timeout:g} s"}
+            result.update(attempts=attempts, seconds=round(time.monotonic() - started, 3))
+            await self._finish(task, result)
+            return
+
+    async def _attempt(self, task: Any, attempt: Any) -> dict[str, Any]:
+        with anyio.fail_after(self.config.task_timeout):
+            async with self.pool.sandbox() as box:
+                try:
+                    await self._setup(task, box.guest, self._ctx)
+                except TaskError as e:
+                    return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
+                env = SandboxTaskEnv(task, box, attempt, max_steps=self.config.max_steps)
+                try:
+                    outcome = await self.agent.solve(task, env)
+                except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
+                    raise
+                except Exception as e:  # the agent's or the model's fault: this task scores 0
+                    log.exception("task %s/%s: agent error", task.domain, task.id)
+                    outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
+                base = {
+                    "steps": outcome.steps or env.step_count,
+                    "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
+                    "cost_usd": outcome.cost_usd,
+                    "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
+                }
+                if outcome.error:
+                    return {**base, "score": 0.0, "error": outcome.error}
+                try:
+                    evaluation = await self._evaluate(task, box.guest, outcome.actions, self._ctx)
+                except HarnessError:
+                    raise
+                except Exception as e:  # an evaluator bug must not end the run
+                    log.exception("task %s/%s: evaluator error", task.domain, task.id)
+                    return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}"}
+                return {**base, "score": float(evaluation.score), "evaluation": evaluation.details}
+
+    async def _finish(self, task: Any, result: dict[str, Any]) -> None:
+        result.setdefault("error", None)
+        # Shielded: a task whose result is known must be recorded even while the run is cancelled.
+        with anyio.CancelScope(shield=True):
+            await self.store.record_result(task.domain, task.id, result)
+        self.stats.done += 1
+        self.stats.score_sum += float(result["score"])
+        if result.get("error"):
+            self.stats.errors += 1
+        log.info("task %s/%s: score %.2f%s", task.domain, task.id, result["score"],
+                 f" ({result['error']})" if result.get("error") else "")

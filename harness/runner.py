@@ -1,0 +1,141 @@
+"""Wires a run together: suite -> run store -> provider/pool -> agent -> engine, plus signals.
+
+First SIGINT/SIGTERM: stop starting tasks, cancel in-flight ones, destroy sandboxes, leave a
+resumable run directory, exit 130. Second: exit at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from harness.config import RESULT_KEYS, RunConfig
+from harness.engine import Engine, EngineStats
+from harness.errors import ConfigError
+from harness.progress import Progress
+
+log = logging.getLogger("harness.run")
+
+EXIT_INTERRUPTED = 130
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    bench = Path(config.benchmark).name or "suite"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{bench}-{config.agent}-{stamp}"
+
+
+def make_provider(config: RunConfig, run_id: str) -> Any:
+    if config.provider == "sim":
+        from vm.sim import SimProvider
+
+        return SimProvider(run_id=run_id, screen_size=(config.screen_width, config.screen_height))
+    from vm.docker import DockerProvider, DockerSettings
+
+    settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height)
+    return DockerProvider(settings, run_id=run_id)
+
+
+async def _watch_signals(scope: anyio.CancelScope, flags: dict[str, bool]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if flags.get("interrupted"):
+                print("\nsecond interrupt: exiting now", file=sys.stderr, flush=True)
+                os._exit(EXIT_INTERRUPTED)
+            flags["interrupted"] = True
+            print(f"\n{signal.Signals(signum).name}: stopping; cancelling in-flight tasks and removing "
+                  "sandboxes (press Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+            scope.cancel()
+
+
+async def execute_run(config: RunConfig) -> int:
+    from benchmarks.loader import load_suite, resolve_benchmark
+    from benchmarks.setup_steps import unsupported_features
+    from results.store import RunStore
+    from vm.pool import SandboxPool
+
+    from search.agent import make_agent
+
+    suite_path = resolve_benchmark(config.benchmark)
+    suite = load_suite(suite_path, test_list=config.test_list, domains=config.domains or None,
+                       ids=config.tasks or None, errors="collect")
+    for bad in suite.errors:
+        print(f"error: {bad}", file=sys.stderr)
+    if not suite.tasks:
+        raise ConfigError(f"--benchmark {config.benchmark}: no tasks selected (domains={config.domains}, tasks={config.tasks})")
+    if config.tasks:
+        missing = sorted(set(config.tasks) - {t.id for t in suite.tasks})
+        if missing:
+            raise ConfigError(f"--tasks: no such task id in {suite_path}: {', '.join(missing)}")
+
+    agent = make_agent(config.agent, {"model": config.model, **config.agent_options,
+                                      "max_steps": config.max_steps, "action_space": config.action_space,
+                                      "observation_type": config.observation_type})
+    run_dir = config.run_dir or default_run_dir(config)
+    config = config.model_copy(update={"run_dir": run_dir})
+    flags: dict[str, bool] = {}
+    stats = EngineStats()
+    async with AsyncExitStack() as stack:
+        store = await RunStore.open(run_dir, config.model_dump(mode="json"), result_keys=RESULT_KEYS)
+        stack.push_async_callback(store.aclose)
+        run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
+        provider = make_provider(config, run_id)
+        # Leftovers of a crashed earlier run of this harness are removed before we start new ones.
+        removed = await provider.gc(run_id=None)
+        if removed:
+            log.info("removed %d leftover sandbox(es) from an earlier run", removed)
+        pool = await stack.enter_async_context(
+            SandboxPool(provider, capacity=config.concurrency, max_starting=max(1, min(4, config.concurrency)),
+                        warm=config.concurrency))
+        from benchmarks.context import RunContext
+
+        ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height))
+        from benchmarks.setup_steps import run_task_setup
+
+        from scoring import evaluate
+
+        engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
+                        unsupported=unsupported_features, context=ctx)
+        stats = engine.stats
+        progress = Progress(stats, pool_stats=pool.stats, quiet=config.quiet)
+        print(f"run directory: {run_dir}", flush=True)
+        async with anyio.create_task_group() as tg:
+            work = anyio.CancelScope()
+            tg.start_soon(_watch_signals, work, flags)
+            tg.start_soon(progress.run)
+            with work:
+                await engine.run()
+            tg.cancel_scope.cancel()
+        await store.mark_stopped("interrupted" if flags.get("interrupted") else "finished")
+    summary = store.summary()
+    _print_summary(summary, run_dir, interrupted=bool(flags.get("interrupted")))
+    if flags.get("interrupted"):
+        return EXIT_INTERRUPTED
+    return 1 if suite.errors else 0
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path, *, interrupted: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="interrupted: resume with `python -m harness resume " + str(run_dir) + "`" if interrupted else "summary")
+    table.add_column("domain")
+    table.add_column("done", justify="right")
+    table.add_column("success", justify="right")
+    for domain, d in sorted(summary.get("by_domain", {}).items()):
+        table.add_row(domain, f"{d['done']}/{d['total']}", f"{d['success_rate']:.1%}")
+    table.add_row("all", f"{summary['done']}/{summary['total']}", f"{summary['success_rate']:.1%}", style="bold")
+    console = Console()
+    console.print(table)
+    console.print(f"tasks/hour {summary.get('tasks_per_hour', 0):.1f}  wall {summary.get('wall_s', 0):.1f} s  "
+                  f"cost ${summary.get('cost_usd', 0):.4f}  errors {summary.get('errors', 0)}")
+    console.print(f"run directory: {run_dir}")
