@@ -57,13 +57,12 @@ async def _watch_signals(scope: anyio.CancelScope, flags: dict[str, bool]) -> No
             scope.cancel()
 
 
-async def execute_run(config: RunConfig) -> int:
+async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     from benchmarks.loader import load_suite, resolve_benchmark
     from benchmarks.setup_steps import unsupported_features
     from results.store import RunStore
-    from vm.pool import SandboxPool
-
     from search.agent import make_agent
+    from vm.pool import SandboxPool
 
     suite_path = resolve_benchmark(config.benchmark)
     suite = load_suite(suite_path, test_list=config.test_list, domains=config.domains or None,
@@ -100,7 +99,6 @@ async def execute_run(config: RunConfig) -> int:
 
         ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height))
         from benchmarks.setup_steps import run_task_setup
-
         from scoring import evaluate
 
         engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
@@ -116,8 +114,8 @@ async def execute_run(config: RunConfig) -> int:
                 await engine.run()
             tg.cancel_scope.cancel()
         await store.mark_stopped("interrupted" if flags.get("interrupted") else "finished")
-    summary = store.summary()
-    _print_summary(summary, run_dir, interrupted=bool(flags.get("interrupted")))
+    if show_summary:
+        _print_summary(store.summary(), run_dir, interrupted=bool(flags.get("interrupted")))
     if flags.get("interrupted"):
         return EXIT_INTERRUPTED
     return 1 if suite.errors else 0

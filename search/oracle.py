@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vm.actions import is_special
-
 from search.agent import Outcome, TaskEnv, register_agent
+from vm.actions import is_special
 
 
 class OracleAgent:
@@ -44,3 +43,16 @@ def _oracle(options: dict[str, Any]) -> OracleAgent:
 @register_agent("noop", "takes no action (an evaluator that passes it does not discriminate)")
 def _noop(options: dict[str, Any]) -> NoopAgent:
     return NoopAgent()
+
+
+class DoneAgent:
+    name = "done"
+
+    async def solve(self, task: Any, env: TaskEnv) -> Outcome:
+        await env.step("DONE", response="claims the task is done without acting")
+        return Outcome(actions=["DONE"], steps=1)
+
+
+@register_agent("done", "says DONE at once (an infeasible task must score 0 with it)")
+def _done(options: dict[str, Any]) -> DoneAgent:
+    return DoneAgent()
