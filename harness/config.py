@@ -44,6 +44,7 @@ class RunConfig(BaseModel):
     tasks: list[str] = Field(default_factory=list)
     test_list: str | None = None
     provider: Literal["docker", "sim"] = "docker"
+    sim_latency_ms: float = Field(0.0, ge=0, description="sim provider: latency of each observe/execute")
     infra_retries: int = Field(2, ge=0, description="fresh-sandbox retries of an attempt after an infrastructure failure")
     screen_width: int = Field(1920, ge=320)
     screen_height: int = Field(1080, ge=240)

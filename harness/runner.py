@@ -36,9 +36,11 @@ def default_run_dir(config: RunConfig) -> Path:
 
 def make_provider(config: RunConfig, run_id: str) -> Any:
     if config.provider == "sim":
-        from vm.sim import SimProvider
+        from vm.sim import SimLatency, SimProvider
 
-        return SimProvider(run_id=run_id, screen_size=(config.screen_width, config.screen_height))
+        lat = config.sim_latency_ms / 1000
+        return SimProvider(run_id=run_id, screen_size=(config.screen_width, config.screen_height),
+                           latency=SimLatency(start=lat, observe=lat, execute=lat))
     from vm.docker import DockerProvider, DockerSettings
 
     settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height)

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from vm.actions import is_special
-
 from vm.types import ExecResult, Observation, Sandbox
 
 

@@ -22,6 +22,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="only these task ids (comma-separated)")
     p.add_argument("--test-list", help="OSWorld test list file ({domain: [ids]})")
     p.add_argument("--provider", choices=["docker", "sim"])
+    p.add_argument("--sim-latency-ms", type=float, help="sim provider: latency of each start/observe/execute")
     p.add_argument("--providers-file", help="LLM providers file")
     p.add_argument("--action-space", choices=["pyautogui", "computer_13"])
     p.add_argument("--observation-type", choices=["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"])
@@ -57,7 +58,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "model", "concurrency", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "quiet"):
+                "infra_retries", "cache", "quiet", "sim_latency_ms"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
