@@ -1,0 +1,257 @@
+"""`--agent prompt`: OSWorld's PromptAgent on our seams.
+
+Each step: observe -> build the chat (system prompt + the last `max_trajectory_length` (observation,
+reply) pairs + the current observation) -> one completion -> parse the reply into a list of
+actions -> execute them in order, recording each (prompt hash, reply, action, tokens) -> stop at
+DONE/FAIL or after `max_steps` model calls (upstream counts steps per call, not per action).
+
+A reply we cannot parse, or an action that fails validation, is recorded as a WAIT step whose
+`info` carries the error: the step counts, nothing runs in the sandbox, and the agent goes on
+(upstream crashes the example on `None` actions). Provider errors end the task by raising; the
+engine records the error and a score of 0. Upstream's one recovery is kept: when the prompt is
+too long for the model, the call is retried once with only the system and current messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ConfigError, ProviderError
+from search import prompts
+from search.a11y import HEADER, A11yNode, A11yParseError, filter_nodes, table, trim_to_tokens
+from search.agent import Outcome, TaskEnv, register_agent
+from search.parsing import SPECIALS, parse_reply
+from search.som import apply_tags, draw_marks
+from vm.types import Observation
+
+log = logging.getLogger(__name__)
+
+# Keys the run engine puts into every agent's options; everything else must be ours.
+_ENGINE_KEYS = frozenset({"llm"})
+_CONTEXT_TOO_LONG = re.compile(r"context[_ ]length|maximum context|context window|too many tokens|prompt is too long", re.I)
+
+
+class PromptAgentOptions(BaseModel):
+    """Options of `--agent prompt` (`--agent-option k=v`); defaults are upstream's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
+    observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
+    max_steps: int = Field(15, ge=1)
+    max_tokens: int = Field(1500, ge=1)
+    temperature: float = Field(0.5, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_trajectory_length: int = Field(3, ge=0)
+    a11y_tree_max_tokens: int = Field(10_000, ge=0)
+    password: str = "password"
+    image_detail: Literal["high", "low", "auto"] = "high"
+
+
+@dataclass(slots=True)
+class PreparedObservation:
+    """One observation as the prompt shows it (kept for the history)."""
+
+    image_b64: str | None = None
+    table: str | None = None
+    marks: list[A11yNode] = field(default_factory=list)
+    note: str | None = None  # why the table is empty, when it is
+
+
+def prepare_observation(obs: Observation, observation_type: str, a11y_max_tokens: int) -> PreparedObservation:
+    """Blocking (XML parse, PNG decode/encode, base64): run in a worker thread."""
+    prepared = PreparedObservation()
+    xml = obs.accessibility_tree
+    if observation_type in ("a11y_tree", "screenshot_a11y_tree"):
+        if xml is None:
+            prepared.table, prepared.note = HEADER, "accessibility tree unavailable"
+        else:
+            try:
+                prepared.table = trim_to_tokens(table(filter_nodes(xml)) if xml.strip() else HEADER, a11y_max_tokens)
+            except A11yParseError as e:
+                prepared.table, prepared.note = HEADER, str(e)
+    image = obs.screenshot
+    if observation_type == "som":
+        try:
+            marks = draw_marks(obs.screenshot, xml)
+        except A11yParseError as e:
+            marks = draw_marks(obs.screenshot, None)
+            prepared.note = str(e)
+        if xml is None:
+            prepared.note = "accessibility tree unavailable: no marks"
+        image, prepared.marks = marks.image, marks.nodes
+        prepared.table = trim_to_tokens(marks.table(), a11y_max_tokens)
+    if observation_type != "a11y_tree":
+        prepared.image_b64 = base64.b64encode(image).decode("ascii")
+    return prepared
+
+
+def _user_turn(p: PreparedObservation, observation_type: str, *, current: bool, detail: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": prompts.observation_text(observation_type, p.table, current=current)}
+    ]
+    if p.image_b64 is not None:
+        content.append({"type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{p.image_b64}", "detail": detail}})
+    return {"role": "user", "content": content}
+
+
+def build_messages(system: str, history: list[tuple[PreparedObservation, str]], current: PreparedObservation,
+                   observation_type: str, *, detail: str = "high") -> list[dict[str, Any]]:
+    """OpenAI chat messages: system, then (user observation, assistant reply) pairs, then now."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": [{"type": "text", "text": system}]}]
+    for obs, reply in history:
+        messages.append(_user_turn(obs, observation_type, current=False, detail=detail))
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": reply}]})
+    messages.append(_user_turn(current, observation_type, current=True, detail=detail))
+    return messages
+
+
+class PromptAgent:
+    name = "prompt"
+
+    def __init__(self, options: PromptAgentOptions, llm: Any = None) -> None:
+        self.options = options
+        self.llm = llm  # harness.llm.LLMClient; the engine may set it after construction
+        # Fail at construction, not mid-run, on an impossible combination.
+        prompts.system_prompt(options.observation_type, options.action_space)
+
+    async def solve(self, task: Any, env: TaskEnv) -> Outcome:
+        if self.llm is None:
+            raise ConfigError("agent prompt: no LLM client (the run must provide one; see --providers)")
+        o = self.options
+        max_calls = getattr(env, "max_steps", None) or o.max_steps
+        history: deque[tuple[PreparedObservation, str]] = deque(maxlen=o.max_trajectory_length or None)
+        outcome = Outcome(extra={"llm_calls": 0, "step_errors": []})
+        system: str | None = None
+        obs: Observation | None = None
+        for call in range(1, max_calls + 1):
+            if obs is None or o.observation_type != "screenshot":
+                obs = await env.observe()  # the post-action observation has no accessibility tree
+            prepared = await anyio.to_thread.run_sync(
+                prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens)
+            if system is None:
+                system = prompts.task_prompt(
+                    prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
+                                          password=o.password),
+                    task.instruction)
+            past = list(history) if o.max_trajectory_length else []
+            messages = build_messages(system, past, prepared, o.observation_type, detail=o.image_detail)
+            completion = await self._complete(messages, task)
+            outcome.extra["llm_calls"] += 1
+            outcome.prompt_tokens += completion.usage.prompt_tokens
+            outcome.completion_tokens += completion.usage.completion_tokens
+            outcome.cost_usd += completion.cost_usd
+            reply = completion.text or ""
+            parsed = parse_reply(reply, o.action_space)
+            history.append((prepared, reply.strip() if parsed.ok and reply.strip() else prompts.NO_VALID_ACTION))
+            info: dict[str, Any] = {
+                "llm_call": call,
+                "prompt_hash": completion.request_hash,
+                "model": completion.model,
+                "cached": completion.cached,
+                "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens,
+                "cost_usd": completion.cost_usd,
+            }
+            if parsed.notes:
+                info["parse_notes"] = parsed.notes
+            if prepared.note:
+                info["observation_note"] = prepared.note
+            tokens = completion.usage.total_tokens
+            if not parsed.ok:
+                obs = await self._record_error(env, outcome, call, reply, tokens, info, "parse_error", parsed.error or "")
+                continue
+            screen, obs = obs.screen_size, None
+            for index, raw in enumerate(parsed.actions):
+                step_tokens = tokens if index == 0 else 0  # the call's tokens go on its first action only
+                try:
+                    action = self._finalize(raw, prepared, screen_size=screen)
+                except ValueError as e:
+                    obs = await self._record_error(env, outcome, call, reply, step_tokens,
+                                                   {**info, "action_index": index, "proposed": raw}, "action_error", str(e))
+                    break  # later actions of this reply may depend on the rejected one
+                _, obs = await env.step(action, response=reply, tokens=step_tokens,
+                                        info={**info, "action_index": index})
+                outcome.actions.append(action)
+                outcome.steps += 1
+                if isinstance(action, str) and action in ("DONE", "FAIL"):
+                    return outcome
+        return outcome
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    async def _complete(self, messages: list[dict[str, Any]], task: Any) -> Any:
+        o = self.options
+        kwargs = {"model": o.model, "n": 1, "temperature": o.temperature, "top_p": o.top_p,
+                  "max_tokens": o.max_tokens, "task_id": getattr(task, "id", None)}
+        try:
+            return await self.llm.complete(messages, **kwargs)
+        except ProviderError as e:
+            if e.retryable or len(messages) <= 2 or not _CONTEXT_TOO_LONG.search(str(e)):
+                raise
+            log.warning("task %s: prompt too long for the model; retrying without history", kwargs["task_id"])
+            return await self.llm.complete([messages[0], messages[-1]], **kwargs)
+
+    def _finalize(self, action: Any, prepared: PreparedObservation, *, screen_size: tuple[int, int] | None) -> Any:
+        """Som tags into code; computer_13 dicts validated now so a bad one is a step error."""
+        if isinstance(action, str):
+            if action in SPECIALS:
+                return action
+            if self.options.observation_type == "som":
+                return apply_tags(action, prepared.marks)
+            return action
+        from vm.actions import ActionError, computer13_to_code
+
+        try:
+            computer13_to_code(action, screen_size=screen_size)
+        except ActionError as e:
+            raise ValueError(str(e)) from e
+        return action
+
+    async def _record_error(self, env: TaskEnv, outcome: Outcome, call: int, reply: str, tokens: int,
+                            info: dict[str, Any], kind: str, message: str) -> Observation | None:
+        """Record a step that ran nothing: a WAIT carrying the error, so the trajectory shows it."""
+        outcome.extra["step_errors"].append(f"call {call}: {kind}: {message}")
+        log.info("prompt agent call %d: %s: %s", call, kind, message)
+        _, obs = await env.step("WAIT", response=reply, reasoning=f"{kind}: {message}", tokens=tokens,
+                                info={**info, kind: message})
+        outcome.actions.append("WAIT")
+        outcome.steps += 1
+        return obs
+
+
+def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
+    opts = dict(options)
+    llm = opts.pop("llm", None)
+    for key in _ENGINE_KEYS:
+        opts.pop(key, None)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    try:
+        parsed = PromptAgentOptions(**opts)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "options"
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(PromptAgentOptions.model_fields)
+            raise ConfigError(f"agent prompt: unknown option '{where}'; expected one of {allowed}") from None
+        raise ConfigError(f"agent prompt: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
+    try:
+        return PromptAgent(parsed, llm)
+    except ValueError as e:
+        raise ConfigError(f"agent prompt: {e}") from None
+
+
+@register_agent("prompt", "OSWorld's PromptAgent: one model call per step, last-3 history "
+                          "(options: observation_type, action_space, temperature, top_p, max_tokens, ...)")
+def _prompt(options: dict[str, Any]) -> PromptAgent:
+    return make_prompt_agent(options)
