@@ -116,6 +116,8 @@ def filter_nodes(xml: str | ET.Element, *, check_image: bool = False) -> list[A1
             continue
         name = el.get("name", "")
         text = el.text or ""
+        if not text.strip():
+            text = ""  # whitespace between child elements (pretty-printed XML) is not text
         if not (name or text or (check_image and el.get("image", "false") == "true")):
             continue
         xy = _pair(el.get(f"{{{NS_COMPONENT}}}screencoord"))
