@@ -1,0 +1,119 @@
+"""One attempt at one task: writes into `<domain>/<task_id>/` in OSWorld's layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from results.atomic import append_bytes, write_atomic
+from results.layout import TRAJ, check_file_name
+from results.redact import redact
+
+# traj.jsonl keys in OSWorld's order; anything else the caller passes follows them.
+OSWORLD_STEP_KEYS = (
+    "step_num",
+    "action_timestamp",
+    "action",
+    "response",
+    "reward",
+    "done",
+    "info",
+    "screenshot_file",
+)
+
+
+def _jsonl(obj: Any) -> bytes:
+    return orjson.dumps(redact(obj, by_name=False), default=str) + b"\n"
+
+
+class Attempt:
+    """Handle the engine gets from `RunStore.begin_attempt`; closed by the next attempt or the result."""
+
+    def __init__(
+        self, domain: str, task_id: str, directory: Path, number: int, limiter: anyio.CapacityLimiter
+    ) -> None:
+        self.domain = domain
+        self.task_id = task_id
+        self.dir = directory
+        self.number = number
+        self.steps = 0  # highest step number recorded so far
+        self._limiter = limiter
+        self._locks: dict[str, anyio.Lock] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Attempt({self.domain}/{self.task_id} #{self.number}{' closed' if self._closed else ''})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"attempt {self.number} of task {self.domain}/{self.task_id} is closed (a newer attempt "
+                f"started or the result was recorded); refusing to {what}"
+            )
+
+    async def record_step(self, step: dict[str, Any], screenshot_png: bytes | None = None) -> int:
+        """Write `step_<n>.png` (atomic) and then append the step's line to traj.jsonl.
+
+        The step number is `step["step_num"]` if given, else the next one; it is taken before the
+        first await, so concurrent calls never share a number. Returns the number.
+        """
+        self._check_open("record a step")
+        n = step.get("step_num")
+        if n is None:
+            n = self.steps + 1
+        elif not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"task {self.domain}/{self.task_id}: step_num must be a positive int, got {n!r}")
+        self.steps = max(self.steps, n)
+        now = time.time()
+        shot = f"step_{n}.png" if screenshot_png is not None else None
+        line: dict[str, Any] = {
+            "step_num": n,
+            "action_timestamp": dt.datetime.fromtimestamp(now).strftime("%Y%m%d@%H%M%S"),
+            "action": step.get("action"),
+            "response": step.get("response"),
+            "reward": step.get("reward", 0),
+            "done": step.get("done", False),
+            "info": step.get("info", {}),
+            "screenshot_file": shot,
+        }
+        line.update({k: v for k, v in step.items() if k not in OSWORLD_STEP_KEYS})
+        line.setdefault("ts", now)
+        line.setdefault("attempt", self.number)
+        if shot is not None:
+            # PNG first: a traj line never names a missing file. Atomic write + fsync: worker thread.
+            await anyio.to_thread.run_sync(
+                write_atomic, self.dir / shot, screenshot_png, limiter=self._limiter
+            )
+        await self._append(TRAJ, _jsonl(line))
+        return n
+
+    async def write_file(self, name: str, data: bytes) -> Path:
+        """Atomically write one file (tree.json, recording, ...) into the task folder."""
+        self._check_open(f"write {name}")
+        path = self.dir / check_file_name(name)
+        await anyio.to_thread.run_sync(write_atomic, path, bytes(data), limiter=self._limiter)
+        return path
+
+    async def append_jsonl(self, name: str, obj: Any) -> None:
+        """Append one JSON line to a file in the task folder (serialised per file, fsynced)."""
+        self._check_open(f"append to {name}")
+        await self._append(check_file_name(name), _jsonl(obj))
+
+    async def _append(self, name: str, line: bytes) -> None:
+        # One lock per file: concurrent appends from this loop never interleave within a line.
+        lock = self._locks.setdefault(name, anyio.Lock())
+        async with lock:
+            await anyio.to_thread.run_sync(append_bytes, self.dir / name, line, limiter=self._limiter)

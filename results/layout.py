@@ -1,0 +1,53 @@
+"""Names and paths of the run directory (see docs/design/run-directory.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import TaskError
+
+# Top level: only files, so OSWorld's readers (which treat every top-level folder as a domain)
+# see nothing but domains.
+RUN_JSON = "run.json"
+EVENTS = "events.jsonl"
+SUMMARY = "summary.json"
+LOCK = ".lock"
+TOP_LEVEL_FILES = frozenset({RUN_JSON, EVENTS, SUMMARY, LOCK})
+
+# Per task `<domain>/<task_id>/`.
+TRAJ = "traj.jsonl"
+RESULT_TXT = "result.txt"
+RESULT_JSON = "result.json"
+ATTEMPT_JSON = "attempt.json"  # written first by every attempt: its number, session, start time
+ATTEMPTS = "attempts"  # unfinished earlier attempts, moved aside to attempts/<n>/
+RESERVED_TASK_FILES = frozenset({RESULT_TXT, RESULT_JSON, ATTEMPT_JSON, ATTEMPTS})
+
+TaskKey = tuple[str, str]
+
+
+def check_component(value: object, what: str, key: TaskKey) -> str:
+    """A domain or task id must be one plain, visible folder name."""
+    where = f"task {key[0]}/{key[1]}"
+    if not isinstance(value, str) or not value:
+        raise TaskError(f"{where}: {what} must be a non-empty string, got {value!r}")
+    if value in (".", "..") or value.startswith(".") or any(c in value for c in "/\\\0"):
+        raise TaskError(f"{where}: {what} {value!r} is not a plain folder name (no '/', '\\', leading '.')")
+    if len(value.encode()) > 200:
+        raise TaskError(f"{where}: {what} is longer than 200 bytes")
+    if what == "domain" and value in TOP_LEVEL_FILES:
+        raise TaskError(f"{where}: domain {value!r} collides with the run directory's {value}")
+    return value
+
+
+def task_dir(run_dir: Path, domain: str, task_id: str) -> Path:
+    key = (domain, task_id)
+    return run_dir / check_component(domain, "domain", key) / check_component(task_id, "task id", key)
+
+
+def check_file_name(name: str) -> str:
+    """A file an attempt may write into its task folder: plain name, not one of ours."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0") or name in (".", ".."):
+        raise ValueError(f"attempt file name {name!r} must be a plain name without '/' or leading '.'")
+    if name in RESERVED_TASK_FILES:
+        raise ValueError(f"attempt file name {name!r} is reserved by the run directory")
+    return name

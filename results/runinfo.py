@@ -1,0 +1,155 @@
+"""What `run.json` holds and how a new session's config is checked against it.
+
+All functions here are synchronous; the file reads (`.git/HEAD`, refs) are a handful of small
+files, and RunStore calls them from its worker thread together with the rest of `open`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.errors import ConfigError
+from results.redact import redact
+
+RUN_FORMAT = 1
+_MISSING = object()
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def harness_version() -> str:
+    import harness
+
+    return str(getattr(harness, "__version__", "unknown"))
+
+
+def _git_dir(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        dot_git = d / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():  # worktree or submodule: "gitdir: <path>"
+            text = dot_git.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                return (d / text.removeprefix("gitdir:").strip()).resolve()
+    return None
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """Commit of the harness checkout, read from .git files (no `git` subprocess); None if unknown."""
+    if start is None:
+        import harness
+
+        start = Path(harness.__file__).resolve().parent
+    try:
+        gitdir = _git_dir(start)
+        if gitdir is None:
+            return None
+        head = (gitdir / "HEAD").read_text().strip()
+        if _SHA.fullmatch(head):
+            return head  # detached HEAD
+        if not head.startswith("ref:"):
+            return None
+        ref = head.removeprefix("ref:").strip()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        for base in (gitdir, common):
+            loose = base / ref
+            if loose.is_file():
+                sha = loose.read_text().strip()
+                return sha if _SHA.fullmatch(sha) else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref and _SHA.fullmatch(parts[0]):
+                    return parts[0]
+    except OSError:
+        return None
+    return None
+
+
+def _normal(value: Any) -> Any:
+    """JSON-normal form so tuples equal lists and numbers compare as written to run.json."""
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+def get_path(config: Any, dotted: str) -> Any:
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested dicts under dotted names (lists are leaves)."""
+    if not isinstance(config, dict) or (prefix and not config):
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "<unset>"
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def build_run_json(config: dict[str, Any], result_keys: list[str], commit: str | None) -> dict[str, Any]:
+    return {
+        "format": RUN_FORMAT,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "harness_version": harness_version(),
+        "git_commit": commit,
+        "result_keys": list(result_keys),
+        "config": _normal(redact(config)),
+    }
+
+
+def compare(
+    stored: dict[str, Any], config: dict[str, Any], result_keys: list[str], *, where: Path, commit: str | None
+) -> dict[str, list[Any]]:
+    """Refuse a config whose result keys differ; return the other changes as {key: [old, new]}.
+
+    Both sides are compared in their redacted JSON form (run.json never holds the secrets).
+    """
+    old_cfg = stored.get("config")
+    if not isinstance(old_cfg, dict):
+        raise ConfigError(
+            f"{where}: field 'config' is missing or not an object; not a run.json of this harness"
+        )
+    new_cfg = _normal(redact(config))
+    differing = []
+    for key in result_keys:
+        old, new = get_path(old_cfg, key), get_path(new_cfg, key)
+        if old != new:
+            differing.append(f"{key}: {_show(old)} -> {_show(new)}")
+    if differing:
+        raise ConfigError(
+            f"{where}: the run was started with a config that differs in keys that change results: "
+            + "; ".join(differing)
+            + " (restore them to resume, or use a new run directory)"
+        )
+    covered = tuple(result_keys)
+    old_flat, new_flat = flatten(old_cfg), flatten(new_cfg)
+    changes: dict[str, list[Any]] = {}
+    for key in sorted(old_flat.keys() | new_flat.keys()):
+        if any(key == c or key.startswith(c + ".") for c in covered):
+            continue
+        old, new = old_flat.get(key, None), new_flat.get(key, None)
+        if old != new:
+            changes[key] = [old, new]
+    for meta, new in (("harness_version", harness_version()), ("git_commit", commit)):
+        if stored.get(meta) != new:
+            changes[meta] = [stored.get(meta), new]
+    return changes

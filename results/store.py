@@ -1,0 +1,426 @@
+"""RunStore: the one writer of a run directory (layout in docs/design/run-directory.md).
+
+Every write is an atomic replace (results/atomic.py) or a journal append (results/journal.py),
+so a SIGKILL at any instant leaves a directory `RunStore.open` accepts. Blocking file work runs
+in worker threads behind one named limiter (`io_threads`); only dict/set bookkeeping and the
+journal's in-memory buffer are touched on the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from harness.errors import ConfigError, HarnessError
+from results.atomic import clean_temp_files, fsync_dir, is_temp_name, write_atomic
+from results.attempt import Attempt
+from results.journal import Journal, JournalScan, scan_journal
+from results.layout import (
+    ATTEMPT_JSON,
+    EVENTS,
+    LOCK,
+    RESULT_JSON,
+    RESULT_TXT,
+    RUN_JSON,
+    SUMMARY,
+    TaskKey,
+    check_component,
+    task_dir,
+)
+from results.redact import redact, redact_text
+from results.resume import move_aside, next_attempt_number, read_result, scan_results
+from results.runinfo import build_run_json, compare, git_commit, harness_version
+from results.summary import summarize
+
+
+class DuplicateResultError(HarnessError):
+    """A task that already has a result was recorded or started again (tasks are recorded once)."""
+
+
+def _dump(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+@dataclass
+class _Opened:
+    lock_fd: int
+    run: dict[str, Any]
+    changes: dict[str, list[Any]]
+    created: bool
+    commit: str | None
+    scan: JournalScan
+    results: dict[TaskKey, dict[str, Any]]
+    temps_removed: list[str]
+
+
+def _lock(run_dir: Path) -> int:
+    """Exclusive flock on `.lock` (released by the kernel if we die): one writer per run dir."""
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"{run_dir} is in use by another harness process (pid {holder}); wait for it to end"
+        ) from e
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _refuse_foreign(run_dir: Path) -> None:
+    """A folder without run.json may hold only what a crash during our own open leaves behind."""
+    if (run_dir / RUN_JSON).exists() or not run_dir.is_dir():
+        return
+    foreign = [n for n in os.listdir(run_dir) if n not in (LOCK, EVENTS) and not is_temp_name(n)]
+    if foreign:
+        raise ConfigError(
+            f"{run_dir} has no {RUN_JSON} but is not empty ({', '.join(sorted(foreign)[:5])}); "
+            "refusing to start a run in it: choose an empty or new directory"
+        )
+
+
+def _open_sync(run_dir: Path, config: dict[str, Any], result_keys: list[str]) -> _Opened:
+    _refuse_foreign(run_dir)  # before creating anything in someone else's folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = _lock(run_dir)
+    try:
+        _refuse_foreign(run_dir)  # again under the lock
+        temps = [str(p.relative_to(run_dir)) for p in clean_temp_files(run_dir, depth=2)]
+        commit = git_commit()
+        run_path = run_dir / RUN_JSON
+        created = not run_path.exists()
+        if created:
+            run = build_run_json(config, result_keys, commit)
+            write_atomic(run_path, _dump(run))
+            fsync_dir(run_dir.parent)
+            changes: dict[str, list[Any]] = {}
+        else:
+            try:
+                run = orjson.loads(run_path.read_bytes())
+            except orjson.JSONDecodeError as e:
+                raise ConfigError(f"{run_path}: not valid JSON ({e}); the run directory is damaged") from e
+            if not isinstance(run, dict):
+                raise ConfigError(f"{run_path}: expected a JSON object")
+            changes = compare(run, config, result_keys, where=run_path, commit=commit)
+        return _Opened(
+            fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), scan_results(run_dir), temps
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _begin_sync(directory: Path, session: int) -> tuple[int, tuple[int, list[str]] | None]:
+    """Move an unfinished attempt aside and claim the next number (attempt.json is written first)."""
+    if read_result(directory) is not None:  # memory said unfinished; the disk is the authority
+        raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    if created:
+        fsync_dir(directory.parent)
+        fsync_dir(directory.parent.parent)
+    moved = move_aside(directory)
+    number = next_attempt_number(directory)
+    marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
+    write_atomic(directory / ATTEMPT_JSON, _dump(marker))
+    return number, moved
+
+
+def _record_sync(directory: Path, record: dict[str, Any]) -> None:
+    """result.txt (OSWorld's float) first, result.json last: result.json marks the task finished."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if record["attempts"] is None:  # no attempt began in this session: count what is on disk
+        record["attempts"] = next_attempt_number(directory) - 1
+    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode())
+    write_atomic(directory / RESULT_JSON, _dump(record))
+
+
+def _as_score(value: Any, key: TaskKey) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 1
+    ):
+        raise ValueError(f"task {key[0]}/{key[1]}: result 'score' must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class RunStore:
+    """The run directory's single writer. Create with `await RunStore.open(...)`."""
+
+    def __init__(
+        self, run_dir: Path, opened: _Opened, journal: Journal, limiter: anyio.CapacityLimiter
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_info = opened.run
+        self.session = journal.session
+        self.journal = journal
+        self._io = limiter
+        self._lock_fd: int | None = opened.lock_fd
+        self._results = opened.results
+        self._planned: list[TaskKey] | None = opened.scan.planned
+        self._past_wall = sum(span.wall_s() for span in opened.scan.sessions.values())
+        self._past_infra = opened.scan.counts.get("infra_failure", 0)
+        self._infra = 0
+        self._started = time.time()
+        self._active: dict[TaskKey, Attempt] = {}
+        self._numbers: dict[TaskKey, int] = {}
+        self._busy: set[TaskKey] = set()  # keys with a begin_attempt or record_result in flight
+        self._closed = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        run_dir: str | os.PathLike[str],
+        config: dict[str, Any],
+        *,
+        result_keys: Sequence[str],
+        flush_interval: float = 0.25,
+        io_threads: int = 8,
+    ) -> RunStore:
+        """Create `run_dir` or reopen it for resume.
+
+        Raises ConfigError if another process holds it, if it is a non-empty foreign folder, or
+        if `run.json` differs from `config` in any of `result_keys` (dotted paths).
+        """
+        path = Path(run_dir)
+        limiter = anyio.CapacityLimiter(io_threads)  # named limit: results file I/O threads
+        keys = list(result_keys)
+        opened = await anyio.to_thread.run_sync(_open_sync, path, config, keys, limiter=limiter)
+        try:
+            journal = await Journal.open(
+                path / EVENTS,
+                session=opened.scan.last_session + 1,
+                flush_interval=flush_interval,
+                limiter=limiter,
+            )
+            store = cls(path, opened, journal, limiter)
+            journal.emit(
+                "run_started",
+                pid=os.getpid(),
+                resumed=not opened.created,
+                finished_tasks=len(opened.results),
+                harness_version=harness_version(),
+                git_commit=opened.commit,
+            )
+            if opened.changes:
+                journal.emit("config_changed", changes=opened.changes)
+            if opened.temps_removed:
+                journal.emit("temp_files_removed", files=opened.temps_removed)
+            if opened.scan.unreadable:
+                journal.emit("journal_lines_skipped", count=opened.scan.unreadable)
+            await journal.flush()
+        except BaseException:
+            os.close(opened.lock_fd)
+            raise
+        return store
+
+    async def aclose(self, reason: str = "finished") -> None:
+        """Log run_stopped, flush the journal, write summary.json, release the lock. Idempotent."""
+        if self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                for attempt in self._active.values():
+                    attempt.close()
+                self.journal.emit("run_stopped", reason=reason, wall_s=round(time.time() - self._started, 3))
+                await self.journal.flush()
+                await self.write_summary()
+                await self.journal.aclose()
+            finally:
+                self._closed = True
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    async def __aenter__(self) -> RunStore:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        await self.aclose("finished" if exc_type is None else "interrupted")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"run store {self.run_dir} is closed")
+
+    # ---- tasks -------------------------------------------------------------------------------
+
+    def pending(self, tasks: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The tasks (in the given order) that have no finished record; remembers them as the plan."""
+        self._check_open()
+        keys = [
+            (check_component(d, "domain", (d, t)), check_component(t, "task id", (d, t))) for d, t in tasks
+        ]
+        self._planned = list(dict.fromkeys(keys))
+        self.journal.emit("tasks_planned", count=len(self._planned), tasks=[list(k) for k in self._planned])
+        return [task for task, key in zip(tasks, keys, strict=True) if key not in self._results]
+
+    def is_finished(self, domain: str, task_id: str) -> bool:
+        return (domain, task_id) in self._results
+
+    def result(self, domain: str, task_id: str) -> dict[str, Any] | None:
+        return self._results.get((domain, task_id))
+
+    async def begin_attempt(self, domain: str, task_id: str) -> Attempt:
+        """Start the next attempt; files of an unfinished earlier one go to `attempts/<n>/` first."""
+        self._check_open()
+        key = (domain, task_id)
+        directory = task_dir(self.run_dir, domain, task_id)
+        if key in self._results:
+            raise DuplicateResultError(
+                f"task {domain}/{task_id} already has a result in {self.run_dir}; not starting it again"
+            )
+        if key in self._busy:
+            raise RuntimeError(
+                f"task {domain}/{task_id}: another begin_attempt or record_result is in flight"
+            )
+        previous = self._active.pop(key, None)
+        if previous is not None:
+            previous.close()  # a straggler of the old attempt must not write into the new one
+        self._busy.add(key)
+        try:
+            # Shielded: once files start moving, memory must learn the outcome even under Ctrl-C.
+            with anyio.CancelScope(shield=True):
+                number, moved = await anyio.to_thread.run_sync(
+                    _begin_sync, directory, self.session, limiter=self._io
+                )
+        finally:
+            self._busy.discard(key)
+        attempt = Attempt(domain, task_id, directory, number, self._io)
+        self._active[key] = attempt
+        self._numbers[key] = number
+        if moved is not None:
+            self.journal.emit(
+                "attempt_moved_aside", domain=domain, task_id=task_id, attempt=moved[0],
+                to=f"{domain}/{task_id}/attempts/{moved[0]}", files=len(moved[1]),
+            )  # fmt: skip
+        await self.journal.append("attempt_started", domain=domain, task_id=task_id, attempt=number)
+        return attempt
+
+    async def record_infra_failure(
+        self, domain: str, task_id: str, attempt: int | Attempt, error: str
+    ) -> None:
+        """Journal an infrastructure failure of an attempt; the engine retries with begin_attempt."""
+        self._check_open()
+        number = attempt.number if isinstance(attempt, Attempt) else int(attempt)
+        active = self._active.get((domain, task_id))
+        if active is not None and active.number == number:
+            active.close()
+        self._infra += 1
+        await self.journal.append(
+            "infra_failure",
+            durable=True,
+            domain=domain,
+            task_id=task_id,
+            attempt=number,
+            error=redact_text(str(error)),
+        )
+
+    async def record_result(self, domain: str, task_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Write result.txt then result.json (atomically) and journal task_finished; once per task.
+
+        `result` needs `score` in [0, 1]; `steps`, `tokens` {prompt, completion}, `cost_usd`,
+        `seconds`, `attempts` and `error` default to empty values; other keys are kept as given.
+        Returns the record as written.
+        """
+        self._check_open()
+        key = (domain, task_id)
+        directory = task_dir(self.run_dir, domain, task_id)
+        if key in self._results or key in self._busy:
+            raise DuplicateResultError(
+                f"task {domain}/{task_id} is already recorded in {self.run_dir}; tasks are recorded once"
+            )
+        score = _as_score(result.get("score"), key)
+        tokens = result.get("tokens") or {}
+        if not isinstance(tokens, dict):
+            raise ValueError(
+                f"task {domain}/{task_id}: result 'tokens' must be {{'prompt': n, 'completion': n}}"
+            )
+        error = result.get("error")
+        record: dict[str, Any] = {
+            "domain": domain,
+            "task_id": task_id,
+            "score": score,
+            "steps": int(result.get("steps") or 0),
+            "tokens": {
+                "prompt": int(tokens.get("prompt") or 0),
+                "completion": int(tokens.get("completion") or 0),
+            },
+            "cost_usd": float(result.get("cost_usd") or 0.0),
+            "seconds": float(result.get("seconds") or 0.0),
+            "attempts": int(result.get("attempts") or self._numbers.get(key, 0)) or None,
+            "error": None if error is None else redact_text(str(error)),
+            "session": self.session,
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        }
+        extras = redact({k: v for k, v in result.items() if k not in record}, by_name=False)
+        record.update(extras)
+        self._busy.add(key)
+        try:
+            with anyio.CancelScope(shield=True):  # a computed score is persisted even under Ctrl-C
+                try:
+                    await anyio.to_thread.run_sync(_record_sync, directory, record, limiter=self._io)
+                except BaseException:
+                    # If result.json made it to disk, the task is finished whatever failed after.
+                    on_disk = await anyio.to_thread.run_sync(read_result, directory, limiter=self._io)
+                    if on_disk is not None:
+                        self._results[key] = on_disk
+                    raise
+                self._results[key] = record
+                active = self._active.pop(key, None)
+                if active is not None:
+                    active.close()
+                await self.journal.append(
+                    "task_finished", durable=True, domain=domain, task_id=task_id, score=score,
+                    attempt=record["attempts"], seconds=record["seconds"], error=record["error"],
+                )  # fmt: skip
+        finally:
+            self._busy.discard(key)
+        return record
+
+    # ---- journal and summary -----------------------------------------------------------------
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Buffer an engine event in the journal (flushed within `flush_interval` by run_flusher)."""
+        self.journal.emit(event, **fields)
+
+    async def run_flusher(self) -> None:
+        """Flush the journal periodically; start in the engine's task group, cancel at the end."""
+        await self.journal.run_flusher()
+
+    def wall_s(self) -> float:
+        return self._past_wall + (time.time() - self._started)
+
+    def summary(self) -> dict[str, Any]:
+        """Summary from the result records (loaded from disk at open, added as each is written)."""
+        return summarize(
+            self._results,
+            planned=self._planned,
+            wall_s=self.wall_s(),
+            infra_failures=self._past_infra + self._infra,
+            sessions=self.session,
+        )
+
+    async def write_summary(self) -> dict[str, Any]:
+        """Re-read every result.json (the source of truth), then write summary.json atomically."""
+        on_disk = await anyio.to_thread.run_sync(scan_results, self.run_dir, limiter=self._io)
+        self._results.update(on_disk)  # merge: a record written during the scan stays known
+        summary = self.summary()
+        await anyio.to_thread.run_sync(write_atomic, self.run_dir / SUMMARY, _dump(summary), limiter=self._io)
+        return summary
