@@ -28,6 +28,7 @@ from results.atomic import append_bytes, ends_with_newline
 from results.redact import redact
 
 _RESERVED = frozenset({"ts", "event", "session"})
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # what scan_journal's prefix match accepts
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -71,6 +72,8 @@ class Journal:
         """Buffer one event; never blocks, never awaits (usable from sync code)."""
         if self._closed:
             raise RuntimeError(f"journal {self.path} is closed; cannot log {event!r}")
+        if not _EVENT_NAME.fullmatch(event):
+            raise ValueError(f"journal event name {event!r} must match [A-Za-z0-9_.-]+")
         clash = _RESERVED & fields.keys()
         if clash:
             raise ValueError(f"journal event {event!r}: field names {sorted(clash)} are reserved")
