@@ -1,0 +1,156 @@
+"""Responses stored in SQLite, keyed by a hash of the full request, plus single-flight.
+
+A hit returns the stored answer whatever the sampling parameters: replay after resume must see
+exactly what the first run saw. One connection, used from one worker thread at a time (a
+CapacityLimiter of 1), WAL mode so readers in other processes are not blocked. Identical
+requests in flight at the same moment share the first one's answer instead of paying twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import orjson
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    value BLOB NOT NULL,
+    created REAL NOT NULL
+)
+"""
+_HASH_IN_THREAD = 256 * 1024  # screenshots make requests large: hash those off the loop
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def request_hash(payload: dict[str, Any], *, size_hint: int = 0) -> str:
+    """sha256 of the canonical JSON of everything that determines the answer."""
+    if size_hint > _HASH_IN_THREAD:
+        return await anyio.to_thread.run_sync(_digest, payload)
+    return _digest(payload)
+
+
+def sync_request_hash(payload: dict[str, Any]) -> str:
+    return _digest(payload)
+
+
+class ResponseCache:
+    def __init__(self, path: str | Path | None, *, enabled: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.enabled = enabled and path is not None
+        self.hits = 0
+        self.misses = 0
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def _get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        conn = self._connect()
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), 500):  # stay under SQLite's variable limit
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, value in conn.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
+                found[key] = value
+        return found
+
+    def _put_many(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+        conn = self._connect()
+        now = time.time()
+        with conn:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, kind, model, value, created) VALUES (?, ?, ?, ?, ?)",
+                [(*row, now) for row in rows],
+            )
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        found = await self.get_many([key])
+        return found.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not self.enabled or not keys:
+            return {}
+        try:
+            raw = await self._run(self._get_many, keys)
+        except sqlite3.Error as e:
+            log.warning("LLM cache %s unreadable, treating as a miss: %s", self.path, e)
+            return {}
+        self.hits += len(raw)
+        self.misses += len(keys) - len(raw)
+        return {k: orjson.loads(v) for k, v in raw.items()}
+
+    async def put(self, key: str, kind: str, model: str, value: dict[str, Any]) -> None:
+        await self.put_many([(key, kind, model, value)])
+
+    async def put_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
+        if not self.enabled or not rows:
+            return
+        encoded = [(k, kind, model, orjson.dumps(v)) for k, kind, model, v in rows]
+        try:
+            with anyio.CancelScope(shield=True):  # a paid answer is worth finishing the write
+                await self._run(self._put_many, encoded)
+        except sqlite3.Error as e:  # losing a cache write costs money later, not correctness now
+            log.warning("LLM cache %s write failed: %s", self.path, e)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with anyio.CancelScope(shield=True):
+                await self._run(conn.close)
+
+
+class SingleFlight:
+    """At most one execution per key at a time; concurrent callers share its result."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """(result, shared): shared is True when another caller's execution produced it."""
+        while True:
+            entry = self._inflight.get(key)
+            if entry is None:
+                break
+            event, box = entry
+            await event.wait()
+            if box:
+                return box[0], True
+            # The leader failed or was cancelled: try to lead ourselves.
+        event, box = anyio.Event(), []
+        self._inflight[key] = (event, box)
+        try:
+            result = await fn()
+            box.append(result)
+            return result, False
+        finally:
+            del self._inflight[key]
+            event.set()

@@ -1,0 +1,216 @@
+"""Endpoints (one provider connection x one model, with its own limits) and the router.
+
+Every endpoint talks through the openai SDK's async client with max_retries=0: our retry layer
+is the only one. Endpoints sharing kind, URL and key share one SDK client (one connection pool).
+The router sends each attempt to the least-loaded healthy endpoint serving the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import openai
+
+from harness.llm.config import ResolvedEndpoint
+from harness.llm.limits import AdaptiveLimit, RateGate, Ticket
+from harness.llm.retry import Failure, LLMCallError, MalformedResponse
+from harness.llm.types import Usage
+
+log = logging.getLogger(__name__)
+
+
+def make_sdk_client(spec: ResolvedEndpoint) -> openai.AsyncOpenAI:
+    timeout = spec.config.timeout_s
+    if spec.config.kind == "azure":
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=spec.azure_endpoint or "",
+            api_key=spec.api_key,
+            api_version=spec.api_version,
+            max_retries=0,
+            timeout=timeout,
+        )
+    return openai.AsyncOpenAI(api_key=spec.api_key, base_url=spec.base_url, max_retries=0, timeout=timeout)
+
+
+@dataclass
+class RawChat:
+    choices: list[str]
+    finish_reasons: list[str | None]
+    usage: Usage
+
+
+@dataclass
+class RawEmbed:
+    vectors: list[list[float]]
+    usage: Usage
+
+
+class Endpoint:
+    """Limits and health of one (connection, model) pair."""
+
+    def __init__(self, spec: ResolvedEndpoint, model: str, sdk: openai.AsyncOpenAI) -> None:
+        cfg = spec.config
+        self.spec = spec
+        self.model = model
+        self.served_model = cfg.served_model or model
+        self.name = f"{spec.name}/{model}"
+        self.sdk = sdk
+        self.supports_n = cfg.supports_n
+        self.disabled: str | None = None  # reason, after an auth or quota failure
+        self.slots = AdaptiveLimit(cfg.max_in_flight, cfg.min_in_flight, cfg.adapt_factor, cfg.adapt_cooldown_s)
+        self.gate = RateGate(
+            cfg.rpm, cfg.tpm, window_s=cfg.window_s, margin_s=cfg.window_margin_s, burst_s=cfg.burst_s
+        )
+        self.requests = 0
+        self.errors = 0
+        self.rate_limited = 0
+        self.waits: deque[float] = deque(maxlen=100_000)  # seconds each send waited on our limits
+
+    # -- limits ------------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def slot(self, tokens: int) -> AsyncIterator[Ticket]:
+        start = anyio.current_time()
+        await self.slots.acquire()
+        try:
+            ticket = await self.gate.acquire(tokens)
+            self.waits.append(anyio.current_time() - start)
+            self.requests += 1
+            yield ticket
+        finally:
+            self.slots.release()
+
+    def load(self) -> float:
+        """Queue depth relative to width; lower is better."""
+        return (self.slots.in_flight + self.slots.waiting + self.gate.waiting) / self.slots.cap
+
+    def on_success(self) -> None:
+        self.slots.on_success()
+
+    def on_failure(self, failure: Failure, backoff_s: float, max_pause_s: float) -> None:
+        self.errors += 1
+        if failure.kind == "rate_limit":
+            self.rate_limited += 1
+            self.slots.on_rate_limited(anyio.current_time())
+            # The whole endpoint holds back, not just this caller: every queued request would hit
+            # the same limit. Without a header, pause for our own backoff.
+            pause = failure.retry_after if failure.retry_after is not None else backoff_s
+            self.gate.pause(min(pause, max_pause_s))
+        elif failure.kind in ("auth", "quota"):
+            self.disabled = f"{failure.kind}: {failure.message}"
+
+    # -- calls -------------------------------------------------------------------------------------
+    async def chat(self, params: dict[str, Any]) -> RawChat:
+        cfg = self.spec.config
+        kwargs = dict(params)
+        if "max_tokens" in kwargs and cfg.max_tokens_param != "max_tokens":
+            kwargs[cfg.max_tokens_param] = kwargs.pop("max_tokens")
+        extra = kwargs.pop("extra_body", None) or None
+        with anyio.fail_after(cfg.timeout_s + 1):  # backstop over the SDK's per-phase timeouts
+            response = await self.sdk.chat.completions.create(
+                model=self.served_model, extra_body=extra, timeout=cfg.timeout_s, **kwargs
+            )
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise MalformedResponse("no choices in response")
+        ordered = sorted(choices, key=lambda c: c.index or 0)
+        usage = response.usage
+        return RawChat(
+            choices=[(c.message.content if c.message else None) or "" for c in ordered],
+            finish_reasons=[c.finish_reason for c in ordered],
+            usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
+        )
+
+    async def embed(self, texts: list[str]) -> RawEmbed:
+        cfg = self.spec.config
+        with anyio.fail_after(cfg.timeout_s + 1):
+            response = await self.sdk.embeddings.create(model=self.served_model, input=texts, timeout=cfg.timeout_s)
+        data = getattr(response, "data", None)
+        if not data or len(data) != len(texts):
+            raise MalformedResponse(f"expected {len(texts)} embeddings, got {len(data or [])}")
+        vectors = [list(d.embedding) for d in sorted(data, key=lambda d: d.index)]
+        usage = response.usage
+        return RawEmbed(vectors, Usage(usage.prompt_tokens or 0, 0) if usage else Usage())
+
+    def snapshot(self) -> dict[str, Any]:
+        waits = list(self.waits)
+        return {
+            "in_flight": self.slots.in_flight,
+            "limit": self.slots.cap,
+            "max_in_flight": self.slots.maximum,
+            "waiting": self.slots.waiting + self.gate.waiting,
+            "requests": self.requests,
+            "errors": self.errors,
+            "rate_limited": self.rate_limited,
+            "supports_n": self.supports_n,
+            "disabled": self.disabled,
+            "p50_wait_ms": round(statistics.median(waits) * 1000, 1) if waits else 0.0,
+            **self.gate.snapshot(),
+        }
+
+
+class Router:
+    """Model name -> endpoints; picks the least loaded healthy one per attempt."""
+
+    def __init__(self, specs: list[ResolvedEndpoint]) -> None:
+        self.specs = specs
+        self._sdks: dict[tuple[str, str | None, str | None, str, str | None], openai.AsyncOpenAI] = {}
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._rng = random.Random()
+
+    def _sdk(self, spec: ResolvedEndpoint) -> openai.AsyncOpenAI:
+        key = (spec.config.kind, spec.base_url, spec.azure_endpoint, spec.api_key, spec.api_version)
+        if key not in self._sdks:
+            self._sdks[key] = make_sdk_client(spec)
+        return self._sdks[key]
+
+    def endpoints_for(self, model: str) -> list[Endpoint]:
+        """Endpoints that list `model` by name; failing that, the wildcard ("*") ones."""
+        exact = [s for s in self.specs if model in s.config.models]
+        chosen = exact or [s for s in self.specs if "*" in s.config.models]
+        endpoints = []
+        for spec in chosen:
+            key = (spec.name, model)
+            if key not in self._endpoints:
+                self._endpoints[key] = Endpoint(spec, model, self._sdk(spec))
+            endpoints.append(self._endpoints[key])
+        return endpoints
+
+    def pick(self, model: str, *, avoid: set[str] | None = None, need_n: bool = False) -> Endpoint:
+        endpoints = self.endpoints_for(model)
+        if not endpoints:
+            raise LLMCallError(
+                f"no endpoint serves model {model!r}: add it to the providers file or set OPENAI_API_KEY",
+                kind="config",
+            )
+        healthy = [e for e in endpoints if e.disabled is None]
+        if not healthy:
+            reasons = "; ".join(f"{e.name}: {e.disabled}" for e in endpoints)
+            raise LLMCallError(f"every endpoint for {model!r} is disabled ({reasons})", kind="disabled")
+        if need_n:
+            healthy = [e for e in healthy if e.supports_n] or healthy
+        fresh = [e for e in healthy if e.name not in (avoid or set())]
+        candidates = fresh or healthy
+        # Paused endpoints (Retry-After) rank after any that can send now; ties go random.
+        return min(candidates, key=lambda e: (e.gate.paused_for() > 0, e.load(), self._rng.random()))
+
+    def any_supports_n(self, model: str) -> bool:
+        return any(e.supports_n and e.disabled is None for e in self.endpoints_for(model))
+
+    def all_endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints.values())
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for sdk in self._sdks.values():
+                try:
+                    await sdk.close()
+                except Exception as e:  # closing must not mask the run's own outcome
+                    log.debug("closing SDK client failed: %s", type(e).__name__)
