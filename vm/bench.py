@@ -1,0 +1,224 @@
+"""`python -m harness bench sandbox`: start N desktop sandboxes concurrently and measure them.
+
+Per sandbox: start-to-ready seconds (container create -> guest /health 200), reset seconds
+(recreate: remove the container, start a fresh one, ready), screenshot / accessibility /
+execute latency (one unmeasured warm-up call, then `--samples` measured calls, one sandbox at a
+time so the numbers are per-sandbox latency, not contention), and resident memory of the idle
+sandbox from its cgroup (usage minus page cache). Every container is removed at the end,
+whatever happens (error, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from harness.errors import SandboxError
+
+log = logging.getLogger(__name__)
+
+
+def register(bench_subparsers: argparse._SubParsersAction) -> None:
+    p = bench_subparsers.add_parser("sandbox", help="start N desktop sandboxes concurrently and measure them")
+    p.add_argument("--sessions", type=int, default=4, help="sandboxes started at once (default 4)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
+    p.add_argument("--debootstrap", action="store_true", help="build the image on a debootstrap base if missing")
+    p.add_argument("--samples", type=int, default=5, help="measured calls per sandbox and kind (default 5)")
+    p.add_argument("--max-starting", type=int, default=4, help="container starts in flight (default 4)")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from harness.aio import run
+
+    if args.sessions < 1 or args.samples < 1 or args.max_starting < 1:
+        print("error: --sessions, --samples and --max-starting must be >= 1", file=sys.stderr)
+        return 2
+    result = run(bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap)
+    print_table(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result["summary"], indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if result["summary"]["failures"] == 0 else 1
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]); None for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _p(values: list[float], digits: int) -> dict[str, float | None]:
+    r = {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+    return {k: None if v is None else round(v, digits) for k, v in r.items()}
+
+
+async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, debootstrap: bool = False) -> dict[str, Any]:
+    from vm.docker import DockerProvider, DockerSandbox, DockerSettings, gc_containers
+    from vm.image.build import ensure_image
+
+    tag = await ensure_image(debootstrap=True if debootstrap else None)
+    run_id = f"bench-{secrets.token_hex(4)}"
+    m: dict[str, list[float]] = {k: [] for k in ("start", "reset", "screenshot", "accessibility", "execute", "rss")}
+    errors: list[str] = []
+    concurrent_observe_s: float | None = None
+    boxes: list[DockerSandbox] = []
+    limiter = anyio.CapacityLimiter(max_starting)
+
+    def failed(what: str, e: BaseException) -> None:
+        errors.append(f"{what}: {e}")
+        log.warning("%s failed: %s", what, e)
+
+    try:
+        async with DockerProvider(DockerSettings(image=tag), run_id=run_id) as provider:
+            print(f"starting {sessions} sandboxes of {tag} ({max_starting} starts in flight) ...", flush=True)
+
+            async def start_one(i: int) -> None:
+                async with limiter:
+                    try:
+                        box = await provider.start()
+                    except SandboxError as e:
+                        failed(f"start #{i}", e)
+                        return
+                boxes.append(box)
+                m["start"].append(box.start_s or 0.0)
+
+            t0 = anyio.current_time()
+            async with anyio.create_task_group() as tg:
+                for i in range(sessions):
+                    tg.start_soon(start_one, i)
+            all_ready_s = anyio.current_time() - t0
+            print(f"{len(boxes)}/{sessions} ready in {all_ready_s:.1f}s; measuring latency ...", flush=True)
+
+            for box in boxes:
+                ops = {
+                    "screenshot": box.guest.screenshot,
+                    "accessibility": box.guest.accessibility,
+                    "execute": lambda b=box: b.run(["true"], timeout=30),
+                }
+                for kind, op in ops.items():
+                    try:
+                        await op()  # warm-up: first AT-SPI walk, first process spawn
+                        for _ in range(samples):
+                            s = anyio.current_time()
+                            result = await op()
+                            m[kind].append((anyio.current_time() - s) * 1000)
+                            if kind == "execute" and not result.ok:
+                                raise SandboxError(f"`true` returned {result.returncode}: {result.error}")
+                    except SandboxError as e:
+                        failed(f"{kind} on {box.name}", e)
+
+            # All sandboxes observed at once: what an engine driving every sandbox sees.
+            async def observe_one(box: DockerSandbox) -> None:
+                try:
+                    await box.observe()
+                except SandboxError as e:
+                    failed(f"concurrent observe on {box.name}", e)
+
+            if boxes:
+                s = anyio.current_time()
+                async with anyio.create_task_group() as tg:
+                    for box in boxes:
+                        tg.start_soon(observe_one, box)
+                concurrent_observe_s = anyio.current_time() - s
+
+            for box in boxes:  # idle now: the guest has served every kind of request once
+                try:
+                    rss = await provider.memory_bytes(box)
+                    if rss is not None:
+                        m["rss"].append(rss / 2**20)
+                except Exception as e:
+                    failed(f"memory of {box.name}", e)
+
+            print(f"resetting {len(boxes)} sandboxes (remove + start fresh) ...", flush=True)
+
+            async def reset_one(i: int) -> None:
+                async with limiter:
+                    s = anyio.current_time()
+                    await provider.stop(boxes[i])
+                    try:
+                        boxes[i] = await provider.start()
+                    except SandboxError as e:
+                        failed(f"reset of sandbox #{i}", e)
+                        return
+                    m["reset"].append(anyio.current_time() - s)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(len(boxes)):
+                    tg.start_soon(reset_one, i)
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(120):
+            left = await gc_containers(run_id)  # belt and braces: the provider removed its own
+            if left:
+                log.warning("removed %d leftover bench containers", left)
+
+    summary = {
+        "sessions": sessions,
+        "start_s": _p(m["start"], 3),
+        "reset_s": _p(m["reset"], 3),
+        "screenshot_ms": _p(m["screenshot"], 1),
+        "accessibility_ms": _p(m["accessibility"], 1),
+        "execute_ms": _p(m["execute"], 1),
+        "rss_mb": {
+            "p50": None if not m["rss"] else round(percentile(m["rss"], 50) or 0, 1),
+            "max": None if not m["rss"] else round(max(m["rss"]), 1),
+        },
+        "failures": len(errors),
+    }
+    return {
+        "summary": summary,
+        "image": tag,
+        "samples": samples,
+        "max_starting": max_starting,
+        "all_ready_s": round(all_ready_s, 2),
+        "concurrent_observe_s": None if concurrent_observe_s is None else round(concurrent_observe_s, 2),
+        "errors": errors,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result["summary"]
+    table = Table(title=f"bench sandbox: {s['sessions']} sessions, image {result['image']}")
+    table.add_column("metric")
+    table.add_column("p50", justify="right")
+    table.add_column("p95 / max", justify="right")
+    table.add_column("target", justify="right")
+    rows = [
+        ("start-to-ready (s)", s["start_s"], "p95", "p50 <= 3"),
+        ("reset = recreate (s)", s["reset_s"], "p95", ""),
+        ("screenshot (ms)", s["screenshot_ms"], "p95", "p50 <= 150"),
+        ("accessibility (ms)", s["accessibility_ms"], "p95", "p50 <= 500"),
+        ("execute `true` (ms)", s["execute_ms"], "p95", ""),
+        ("idle memory (MB)", s["rss_mb"], "max", "p50 <= 250"),
+    ]
+    for name, vals, hi, target in rows:
+        table.add_row(name, _fmt(vals["p50"]), _fmt(vals[hi]), target)
+    table.add_row("failures", str(s["failures"]), "", "0")
+    console = Console()
+    console.print(table)
+    console.print(
+        f"all {s['sessions']} ready after {result['all_ready_s']}s with {result['max_starting']} starts in flight; "
+        f"all observed at once (screenshot + accessibility) in {result['concurrent_observe_s']}s"
+    )
+    for err in result["errors"][:10]:
+        console.print(f"[red]failure:[/red] {err}", markup=True, highlight=False)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"

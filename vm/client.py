@@ -1,0 +1,331 @@
+"""GuestClient: OSWorld's in-VM HTTP API as typed async calls, over a unix socket or TCP.
+
+One aiohttp session per sandbox. Every request has a deadline; for calls that carry a
+server-side timeout (/execute, /run_python, /run_bash_script, /setup/open_file) the client waits
+that long plus a margin, so the server's answer ("timed out") arrives before the client gives up.
+Errors are SandboxError with the sandbox name, method, path and status; the bearer token never
+appears in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+
+from harness.errors import SandboxError
+from vm.types import ExecResult
+
+log = logging.getLogger(__name__)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class GuestClient:
+    """Client for one guest server. Implements `vm.types.Guest`.
+
+    Give `socket_path` (unix socket, the default for our image) or `base_url`
+    (`http://127.0.0.1:PORT`, e.g. OSWorld's own VM image). `token=None` sends no
+    Authorization header (the guest's open mode / upstream's server).
+    """
+
+    def __init__(
+        self,
+        *,
+        socket_path: str | None = None,
+        base_url: str | None = None,
+        token: str | None = None,
+        name: str = "guest",
+        request_timeout: float = 30.0,
+        timeout_margin: float = 10.0,
+        health_path: str = "/health",
+    ) -> None:
+        if (socket_path is None) == (base_url is None):
+            raise ValueError("GuestClient needs exactly one of socket_path or base_url")
+        self.name = name
+        self.socket_path = socket_path
+        self.base_url = (base_url or "http://localhost").rstrip("/")
+        self.request_timeout = request_timeout
+        self.timeout_margin = timeout_margin
+        self.health_path = health_path
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:  # never show the token
+        where = self.socket_path or self.base_url
+        return f"GuestClient(name={self.name!r}, at={where!r})"
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise SandboxError(f"{self.name}: guest client is closed")
+        if self._session is None:
+            connector: aiohttp.BaseConnector
+            if self.socket_path is not None:
+                connector = aiohttp.UnixConnector(path=self.socket_path)
+            else:
+                connector = aiohttp.TCPConnector()
+            # Per-request deadlines are passed on every call; the session has none of its own.
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, timeout=aiohttp.ClientTimeout(total=None)
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            with anyio.CancelScope(shield=True):
+                await session.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float | None = None,
+        json: Any = None,
+        data: Any = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes]:
+        """Send one request; return (status, body) when status is in `expect`, else SandboxError."""
+        session = self._get_session()
+        total = self.request_timeout if timeout is None else timeout
+        body = orjson.dumps(json) if json is not None else data
+        headers = {"Content-Type": "application/json"} if json is not None else None
+        try:
+            async with session.request(
+                method,
+                self.base_url + path,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=total),
+            ) as resp:
+                status = resp.status
+                payload = await resp.read()
+        except TimeoutError as e:
+            raise SandboxError(f"{self.name}: {method} {path} got no answer within {total:.1f}s") from e
+        except aiohttp.ClientError as e:
+            raise SandboxError(f"{self.name}: {method} {path} failed: {type(e).__name__}: {_one_line(str(e))}") from e
+        if status in expect:
+            return status, payload
+        if status == 401:
+            raise SandboxError(f"{self.name}: {method} {path} -> HTTP 401: the guest rejected the sandbox token")
+        raise SandboxError(f"{self.name}: {method} {path} -> HTTP {status}: {_error_text(payload)}")
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        _, payload = await self._request(method, path, **kwargs)
+        return self._decode(method, path, payload)
+
+    def _decode(self, method: str, path: str, payload: bytes) -> Any:
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as e:
+            raise SandboxError(f"{self.name}: {method} {path} returned non-JSON: {_error_text(payload)}") from e
+
+    # --- readiness --------------------------------------------------------------------------------
+
+    async def health(self) -> bool:
+        """True when the guest answers its health path with 200 within a few seconds."""
+        try:
+            await self._request("GET", self.health_path, timeout=min(5.0, self.request_timeout))
+        except SandboxError:
+            return False
+        return True
+
+    async def wait_ready(
+        self, deadline_s: float, *, check: Callable[[], Awaitable[None]] | None = None, check_every_s: float = 1.0
+    ) -> float:
+        """Poll the health path until it answers 200; return the seconds waited.
+
+        `check` (e.g. "is the container still running?") is awaited about every `check_every_s`
+        and may raise to stop waiting early. Raises SandboxError after `deadline_s`.
+        """
+        start = anyio.current_time()
+        deadline = start + deadline_s
+        next_check = start + check_every_s
+        interval = 0.02
+        last = "no answer yet"
+        while True:
+            now = anyio.current_time()
+            try:
+                await self._request("GET", self.health_path, timeout=max(0.1, min(2.0, deadline - now)))
+                return anyio.current_time() - start
+            except SandboxError as e:
+                last = str(e)
+            now = anyio.current_time()
+            if now >= deadline:
+                raise SandboxError(f"{self.name}: guest not ready after {deadline_s:.1f}s; last error: {last}")
+            if check is not None and now >= next_check:
+                await check()
+                next_check = now + check_every_s
+            await anyio.sleep(min(interval, max(0.0, deadline - now)))
+            interval = min(interval * 1.5, 0.25)
+
+    # --- observation ------------------------------------------------------------------------------
+
+    async def screenshot(self) -> bytes:
+        _, payload = await self._request("GET", "/screenshot")
+        if not payload.startswith(PNG_MAGIC):
+            raise SandboxError(f"{self.name}: GET /screenshot returned {len(payload)} bytes that are not a PNG")
+        return payload
+
+    async def accessibility(self) -> str | None:
+        """The OSWorld-format accessibility XML, or None when the guest has no tree to give."""
+        data = await self._json("GET", "/accessibility", timeout=max(self.request_timeout, 60.0))
+        tree = data.get("AT") if isinstance(data, dict) else None
+        return tree if isinstance(tree, str) and tree else None
+
+    async def screen_size(self) -> tuple[int, int]:
+        data = await self._json("POST", "/screen_size")
+        return int(data["width"]), int(data["height"])
+
+    async def window_size(self, app_class_name: str) -> tuple[int, int] | None:
+        status, payload = await self._request(
+            "POST", "/window_size", data={"app_class_name": app_class_name}, expect=(200, 404)
+        )
+        if status == 404:
+            return None
+        data = self._decode("POST", "/window_size", payload)
+        if not isinstance(data, dict) or "width" not in data:
+            return None
+        return int(data["width"]), int(data["height"])
+
+    async def cursor_position(self) -> tuple[int, int]:
+        data = await self._json("GET", "/cursor_position")
+        return int(data[0]), int(data[1])
+
+    async def platform(self) -> str:
+        _, payload = await self._request("GET", "/platform")
+        return payload.decode(errors="replace").strip()
+
+    async def terminal(self) -> str | None:
+        data = await self._json("GET", "/terminal")
+        out = data.get("output") if isinstance(data, dict) else None
+        return out if isinstance(out, str) else None
+
+    async def desktop_path(self) -> str:
+        data = await self._json("POST", "/desktop_path")
+        return str(data["desktop_path"])
+
+    async def list_directory(self, path: str) -> dict[str, Any] | None:
+        status, payload = await self._request("POST", "/list_directory", json={"path": path}, expect=(200, 404))
+        if status == 404:
+            return None
+        data = self._decode("POST", "/list_directory", payload)
+        return data.get("directory_tree") if isinstance(data, dict) else None
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    async def execute(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
+        """Run a command (list, or string with shell=True) and wait for it (server-side `timeout`).
+
+        A command that cannot run or times out inside the guest is an ExecResult with
+        status "error" (the guest answered); a guest that does not answer is a SandboxError.
+        """
+        return await self._exec_like("/execute", {"command": command, "shell": shell, "timeout": timeout}, timeout)
+
+    async def setup_execute(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
+        return await self._exec_like(
+            "/setup/execute", {"command": command, "shell": shell, "timeout": timeout}, timeout
+        )
+
+    async def run_bash_script(self, script: str, *, timeout: float = 100.0, working_dir: str | None = None) -> ExecResult:
+        body: dict[str, Any] = {"script": script, "timeout": timeout}
+        if working_dir is not None:
+            body["working_dir"] = working_dir
+        return await self._exec_like("/run_bash_script", body, timeout)
+
+    async def run_python(self, code: str, *, timeout: float = 30.0) -> dict[str, Any]:
+        status, payload = await self._request(
+            "POST",
+            "/run_python",
+            json={"code": code, "timeout": timeout},
+            timeout=timeout + self.timeout_margin,
+            expect=(200, 400, 500),
+        )
+        data = self._decode("POST", "/run_python", payload)
+        if not isinstance(data, dict):
+            raise SandboxError(f"{self.name}: POST /run_python -> HTTP {status}: expected a JSON object")
+        return data
+
+    async def _exec_like(self, path: str, body: dict[str, Any], timeout: float) -> ExecResult:
+        status, payload = await self._request(
+            "POST", path, json=body, timeout=timeout + self.timeout_margin, expect=(200, 500)
+        )
+        data = self._decode("POST", path, payload)
+        if not isinstance(data, dict):
+            raise SandboxError(f"{self.name}: POST {path} -> HTTP {status}: expected a JSON object")
+        if status == 500 and "returncode" not in data:
+            # Upstream's shape for "could not run it" (not found, timed out): {status, message}.
+            message = str(data.get("message") or data.get("error") or "command failed in the guest")
+            return ExecResult(returncode=-1, output="", error=message, status="error")
+        rc = data.get("returncode", data.get("return_code"))
+        return ExecResult(
+            returncode=int(rc) if isinstance(rc, int | float | str) and str(rc).lstrip("-").isdigit() else -1,
+            output=str(data.get("output") or ""),
+            error=str(data.get("error") or data.get("message") or ""),
+            status=str(data.get("status") or ("success" if status == 200 else "error")),
+        )
+
+    async def launch(self, command: str | list[str], *, shell: bool = False) -> None:
+        await self._request("POST", "/setup/launch", json={"command": command, "shell": shell})
+
+    async def open_file(self, path: str, *, timeout: float = 60.0) -> None:
+        await self._request(
+            "POST", "/setup/open_file", json={"path": path, "timeout": timeout}, timeout=timeout + self.timeout_margin
+        )
+
+    async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
+        await self._request(
+            "POST", "/setup/activate_window", json={"window_name": window_name, "strict": strict, "by_class": by_class}
+        )
+
+    async def close_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
+        await self._request(
+            "POST", "/setup/close_window", json={"window_name": window_name, "strict": strict, "by_class": by_class}
+        )
+
+    # --- files ------------------------------------------------------------------------------------
+
+    async def upload(self, path: str, data: bytes) -> None:
+        """Write `data` to `path` in the guest (multipart `file_path` + `file_data`; parents created)."""
+        form = aiohttp.FormData()
+        form.add_field("file_path", path)
+        form.add_field(
+            "file_data", data, filename=posixpath.basename(path) or "file", content_type="application/octet-stream"
+        )
+        # Budget at least 1 MB/s on top of the base deadline: large assets must not time out.
+        await self._request("POST", "/setup/upload", data=form, timeout=self.request_timeout + len(data) / 1e6)
+
+    async def download(self, path: str) -> bytes | None:
+        """File bytes, or None when the guest answers 404 (no such file)."""
+        status, payload = await self._request(
+            "POST", "/file", data={"file_path": path}, timeout=max(self.request_timeout, 120.0), expect=(200, 404)
+        )
+        return None if status == 404 else payload
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_text(payload: bytes) -> str:
+    """The guest's error message from a JSON body ({message}/{error}) or the raw text, one line."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return _one_line(payload.decode(errors="replace")) or "(empty body)"
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail"):
+            if data.get(key):
+                return _one_line(str(data[key]))
+    return _one_line(payload.decode(errors="replace"))

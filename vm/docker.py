@@ -1,0 +1,464 @@
+"""The Docker provider: one container per sandbox, driven through aiodocker only.
+
+A sandbox is a container of the desktop image (vm/image/) with no network, memory/CPU/pids
+limits, and a per-sandbox host folder bind-mounted at /run/guest where the guest server puts its
+unix socket. Each sandbox gets a fresh random bearer token. Containers carry labels
+(`cua-harness.managed=1`, `cua-harness.run=<run_id>`) so `gc_containers` can remove leftovers of
+crashed runs (`python -m harness vm gc`).
+
+Start = create + start + wait for /health under one deadline; on any failure or cancellation the
+container and its folder are removed under a shielded scope. Closing the provider removes every
+container it started, whatever state it is in (label `cua-harness.provider=<id>`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiodocker
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import ConfigError, SandboxError
+from vm import actions
+from vm.client import GuestClient
+from vm.types import ExecResult, Observation, SandboxInfo
+
+log = logging.getLogger(__name__)
+
+LABEL_MANAGED = "cua-harness.managed"
+LABEL_RUN = "cua-harness.run"
+LABEL_PROVIDER = "cua-harness.provider"
+LABEL_DIR = "cua-harness.dir"
+GUEST_MOUNT = "/run/guest"
+SOCKET_NAME = "guest.sock"
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+def default_runtime_dir() -> Path:
+    """Where per-sandbox socket folders live: /run when root, else XDG_RUNTIME_DIR, else /tmp."""
+    if os.geteuid() == 0 and os.access("/run", os.W_OK):
+        return Path("/run/cua-harness")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.access(xdg, os.W_OK):
+        return Path(xdg) / "cua-harness"
+    return Path(tempfile.gettempdir()) / f"cua-harness-{os.geteuid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSpec:
+    """What a profile needs to describe one sandbox's container."""
+
+    sid: str
+    name: str
+    token: str | None
+    host_dir: Path
+    labels: dict[str, str]
+
+
+class ContainerProfile(Protocol):
+    """How to build a container for a kind of image and how to reach its guest server."""
+
+    kind: str
+    start_timeout_s: float
+    stop_timeout_s: float
+
+    def resolve_image(self) -> str: ...
+    def uses_token(self) -> bool: ...
+    def container_config(self, spec: SandboxSpec, image: str) -> dict[str, Any]: ...
+    def sandbox_extra(self, inspect: dict[str, Any]) -> dict[str, Any]: ...
+    def guest_client(self, spec: SandboxSpec, inspect: dict[str, Any]) -> GuestClient: ...
+
+
+class DockerSettings(BaseModel):
+    """Settings of the desktop-image profile (our own image, guest on a unix socket)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = "desktop"
+    image: str | None = Field(None, description="image tag; default: the tag of the current vm/image build context")
+    screen_width: int = Field(1920, ge=320, le=7680)
+    screen_height: int = Field(1080, ge=200, le=4320)
+    screen_depth: int = Field(24, description="Xvfb depth: 16, 24 or 32")
+    memory_mb: int = Field(2048, ge=256, description="hard memory limit per sandbox (no swap)")
+    cpus: float = Field(1.0, gt=0, description="CPU quota per sandbox, in cores")
+    pids_limit: int = Field(512, ge=64)
+    shm_mb: int = Field(512, ge=64, description="/dev/shm size; LibreOffice needs more than Docker's 64 MB")
+    network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network")
+    start_timeout_s: float = Field(60.0, gt=0, description="create + start + guest ready, per sandbox")
+    stop_timeout_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
+    runtime_dir: Path | None = Field(None, description="parent of the per-sandbox socket folders")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for the guest")
+
+    def resolve_image(self) -> str:
+        if self.image:
+            return self.image
+        from vm.image.build import image_tag  # the image helper's contract
+
+        return image_tag()
+
+    def uses_token(self) -> bool:
+        return True
+
+    def container_config(self, spec: SandboxSpec, image: str) -> dict[str, Any]:
+        env = {
+            "SCREEN_WIDTH": str(self.screen_width),
+            "SCREEN_HEIGHT": str(self.screen_height),
+            "SCREEN_DEPTH": str(self.screen_depth),
+            "GUEST_LISTEN": f"unix:{GUEST_MOUNT}/{SOCKET_NAME}",
+            **self.env,
+            "GUEST_TOKEN": spec.token or "",
+        }
+        mem = self.memory_mb * 1024 * 1024
+        return {
+            "Image": image,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": spec.labels,
+            "Hostname": spec.name,
+            "HostConfig": {
+                "Binds": [f"{spec.host_dir}:{GUEST_MOUNT}"],
+                "NetworkMode": self.network,
+                "Memory": mem,
+                "MemorySwap": mem,  # equal to Memory: no swap, so a runaway app is killed, not the host slowed
+                "NanoCpus": int(self.cpus * 1e9),
+                "PidsLimit": self.pids_limit,
+                "ShmSize": self.shm_mb * 1024 * 1024,
+                "Init": False,
+            },
+        }
+
+    def sandbox_extra(self, inspect: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def guest_client(self, spec: SandboxSpec, inspect: dict[str, Any]) -> GuestClient:
+        return GuestClient(
+            socket_path=str(spec.host_dir / SOCKET_NAME),
+            token=spec.token,
+            name=spec.name,
+            request_timeout=self.request_timeout_s,
+        )
+
+
+class DockerSandbox:
+    """One running container + its guest client. Implements `vm.types.Sandbox`."""
+
+    def __init__(
+        self,
+        provider: DockerProvider,
+        spec: SandboxSpec,
+        container_id: str,
+        guest: GuestClient,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.spec = spec
+        self.container_id = container_id
+        self.guest = guest
+        self.info = SandboxInfo(
+            id=container_id,
+            provider=provider.name,
+            run_id=provider.run_id,
+            socket_path=guest.socket_path,
+            base_url=None if guest.socket_path else guest.base_url,
+            labels=dict(spec.labels),
+            extra={"name": spec.name, "sid": spec.sid, **(extra or {})},
+        )
+        self.start_s: float | None = None  # create -> guest ready, measured by the provider
+        self._screen: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        return f"DockerSandbox({self.spec.name})"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def screen_size(self) -> tuple[int, int]:
+        if self._screen is None:
+            self._screen = await self.guest.screen_size()
+        return self._screen
+
+    async def observe(self, *, accessibility: bool = True) -> Observation:
+        """Screenshot and accessibility tree fetched concurrently; screen size cached after the first call."""
+        got: dict[str, Any] = {}
+
+        async def fetch(key: str, fn: Any) -> None:
+            got[key] = await fn()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch, "shot", self.guest.screenshot)
+            if accessibility:
+                tg.start_soon(fetch, "tree", self.guest.accessibility)
+            tg.start_soon(fetch, "size", self.screen_size)
+        return Observation(screenshot=got["shot"], accessibility_tree=got.get("tree"), screen_size=got["size"])
+
+    async def execute(self, action: Any, *, timeout: float = 120.0) -> ExecResult:
+        """Run a pyautogui string or computer_13 dict. WAIT/FAIL/DONE return a success no-op result
+        without contacting the guest; invalid actions raise vm.actions.ActionError."""
+        planned = actions.plan(action, screen_size=self._screen)
+        if planned.kind == "special":
+            return ExecResult(returncode=0, output="", error="", status="success")
+        return await self.guest.execute(planned.command(), timeout=timeout)
+
+    async def run(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
+        return await self.guest.execute(command, shell=shell, timeout=timeout)
+
+    async def upload(self, path: str, data: bytes) -> None:
+        await self.guest.upload(path, data)
+
+    async def download(self, path: str) -> bytes | None:
+        return await self.guest.download(path)
+
+    async def alive(self) -> bool:
+        return await self.provider.is_alive(self)
+
+    async def close(self) -> None:
+        await self.provider.stop(self)
+
+
+class DockerProvider:
+    """Starts sandboxes as containers. Use as `async with DockerProvider(settings) as provider:`.
+
+    Implements `vm.types.Provider`. `profile` is DockerSettings (our desktop image) or
+    vm.osworld_profile.OSWorldSettings (OSWorld's QEMU image).
+    """
+
+    name = "docker"
+
+    def __init__(self, profile: ContainerProfile | None = None, *, run_id: str | None = None) -> None:
+        self.profile: ContainerProfile = profile or DockerSettings()
+        self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        self.provider_id = secrets.token_hex(6)
+        runtime = getattr(self.profile, "runtime_dir", None)
+        self.runtime_dir = Path(runtime) if runtime else default_runtime_dir()
+        self._docker: aiodocker.Docker | None = None
+        self._image: str | None = None
+        self._live: dict[str, DockerSandbox] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> DockerProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            try:
+                self._docker = aiodocker.Docker()
+            except Exception as e:
+                raise SandboxError(f"no Docker engine found (DOCKER_HOST or /var/run/docker.sock): {e}") from e
+        return self._docker
+
+    @property
+    def image(self) -> str:
+        if self._image is None:
+            self._image = self.profile.resolve_image()
+        return self._image
+
+    def live(self) -> list[DockerSandbox]:
+        return list(self._live.values())
+
+    # --- start / stop -----------------------------------------------------------------------------
+
+    async def start(self) -> DockerSandbox:
+        if self._closed:
+            raise SandboxError("docker provider is closed; cannot start a sandbox")
+        sid = secrets.token_hex(6)
+        name = f"cua-{sid}"
+        spec = SandboxSpec(
+            sid=sid,
+            name=name,
+            token=secrets.token_urlsafe(32) if self.profile.uses_token() else None,
+            host_dir=self.runtime_dir / sid,
+            labels={
+                LABEL_MANAGED: "1",
+                LABEL_RUN: self.run_id,
+                LABEL_PROVIDER: self.provider_id,
+                LABEL_DIR: str(self.runtime_dir / sid),
+                "cua-harness.kind": self.profile.kind,
+            },
+        )
+        if len(str(spec.host_dir / SOCKET_NAME)) > MAX_SOCKET_PATH:
+            raise ConfigError(f"runtime_dir {self.runtime_dir} is too long for a unix socket path; use a shorter one")
+        timeout = self.profile.start_timeout_s
+        guest: GuestClient | None = None
+        t0 = anyio.current_time()
+        try:
+            await anyio.to_thread.run_sync(_make_sandbox_dir, spec.host_dir)
+            # The guest's own deadline fires first, with its last error; this one catches a hung engine.
+            with anyio.fail_after(timeout + 5.0):
+                config = self.profile.container_config(spec, self.image)
+                # Shielded: a create cancelled mid-request may still complete in the engine, after
+                # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
+                with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
+                    container = await self.docker.containers.create(config, name=name)
+                await container.start()
+                inspect = await container.show()
+                guest = self.profile.guest_client(spec, inspect)
+                remaining = max(0.5, timeout - (anyio.current_time() - t0))
+                await guest.wait_ready(remaining, check=lambda: self._check_running(container, name))
+            box = DockerSandbox(self, spec, container.id, guest, self.profile.sandbox_extra(inspect))
+            box.start_s = anyio.current_time() - t0
+            self._live[sid] = box
+            log.debug("%s ready in %.2fs", name, box.start_s)
+            return box
+        except BaseException as e:
+            with anyio.CancelScope(shield=True):
+                await self._destroy(spec, guest)
+            if isinstance(e, aiodocker.DockerError):
+                if e.status == 404 and "image" in str(e.message).lower():
+                    raise SandboxError(
+                        f"{name}: image {self.image} not found; build it with `python -m harness vm build`"
+                    ) from e
+                raise SandboxError(f"{name}: docker refused to start the container: {e.message}") from e
+            if isinstance(e, TimeoutError):
+                raise SandboxError(f"{name}: not ready within {timeout:.0f}s (docker engine slow or stuck)") from e
+            raise
+
+    async def stop(self, sandbox: Any) -> None:
+        """Remove the sandbox's container (forced) and its socket folder. Safe to call twice."""
+        if not isinstance(sandbox, DockerSandbox):
+            raise TypeError(f"DockerProvider.stop needs a DockerSandbox, got {type(sandbox).__name__}")
+        with anyio.CancelScope(shield=True):
+            self._live.pop(sandbox.spec.sid, None)
+            await self._destroy(sandbox.spec, sandbox.guest)
+
+    async def _destroy(self, spec: SandboxSpec, guest: GuestClient | None) -> None:
+        """Best effort, bounded: close the client, remove the container, remove the folder."""
+        if guest is not None:
+            await guest.aclose()
+        with anyio.move_on_after(self.profile.stop_timeout_s) as scope:
+            try:
+                await self.docker.containers.container(spec.name).delete(force=True, v=True)
+            except aiodocker.DockerError as e:
+                if e.status not in (404, 409):  # gone already / removal already in progress
+                    log.warning("%s: container removal failed: %s", spec.name, e.message)
+        if scope.cancelled_caught:
+            log.warning("%s: container removal timed out; `python -m harness vm gc` will remove it", spec.name)
+        await anyio.to_thread.run_sync(shutil.rmtree, spec.host_dir, True)
+
+    async def _check_running(self, container: Any, name: str) -> None:
+        """Raise SandboxError (with the last log lines) when the container is no longer running."""
+        info = await container.show()
+        state = info.get("State", {})
+        if state.get("Running"):
+            return
+        try:
+            lines = await container.log(stdout=True, stderr=True, tail=15)
+            tail = " | ".join(line.strip() for line in lines if line.strip())[-800:]
+        except aiodocker.DockerError:
+            tail = "(no logs)"
+        raise SandboxError(
+            f"{name}: container {state.get('Status', 'stopped')} (exit code {state.get('ExitCode')}) "
+            f"before the guest was ready; last log lines: {tail}"
+        )
+
+    # --- health and resources ---------------------------------------------------------------------
+
+    async def is_alive(self, sandbox: DockerSandbox) -> bool:
+        """Container running and guest answering /health."""
+        try:
+            with anyio.fail_after(10.0):
+                info = await self.docker.containers.container(sandbox.container_id).show()
+        except (aiodocker.DockerError, TimeoutError):
+            return False
+        if not info.get("State", {}).get("Running"):
+            return False
+        return await sandbox.guest.health()
+
+    async def memory_bytes(self, sandbox: DockerSandbox) -> int | None:
+        """Resident memory of the container's cgroup: usage minus page cache (None if unavailable)."""
+        with anyio.fail_after(15.0):
+            stats = await self.docker.containers.container(sandbox.container_id).stats(stream=False)
+        entry = stats[0] if isinstance(stats, list) and stats else stats
+        mem = (entry or {}).get("memory_stats") or {}
+        usage = mem.get("usage")
+        if usage is None:
+            return None
+        detail = mem.get("stats") or {}
+        cache = detail.get("cache", detail.get("inactive_file", 0))  # cgroup v1 / v2
+        return int(usage) - int(cache or 0)
+
+    async def kill(self, sandbox: DockerSandbox) -> None:
+        """SIGKILL the container from outside (tests and chaos drills)."""
+        with anyio.fail_after(15.0):
+            await self.docker.containers.container(sandbox.container_id).kill(signal="SIGKILL")
+
+    # --- cleanup ----------------------------------------------------------------------------------
+
+    async def gc(self, *, run_id: str | None = None) -> int:
+        return await gc_containers(run_id, docker=self.docker)
+
+    async def aclose(self) -> None:
+        """Remove every container this provider started (even half-started ones), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for box in list(self._live.values()):
+                    tg.start_soon(self.stop, box)
+            if self._docker is not None:
+                try:
+                    await _remove_labeled(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
+                finally:
+                    await self._docker.close()
+                    self._docker = None
+
+
+def _make_sandbox_dir(path: Path) -> None:
+    # The parent is private to this user; the sandbox folder is world-writable so the guest
+    # (uid 1000 in the container) can create its socket there.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o777)
+    path.chmod(0o777)
+
+
+async def _remove_labeled(docker: aiodocker.Docker, labels: list[str]) -> int:
+    with anyio.fail_after(30.0):
+        found = await docker.containers.list(all=True, filters={"label": [f"{LABEL_MANAGED}=1", *labels]})
+    removed = 0
+
+    async def remove(container: Any) -> None:
+        nonlocal removed
+        try:
+            with anyio.fail_after(60.0):
+                await container.delete(force=True, v=True)
+            removed += 1
+        except aiodocker.DockerError as e:
+            if e.status != 404:
+                log.warning("gc: could not remove container %s: %s", container.id[:12], e.message)
+        folder = (container["Labels"] or {}).get(LABEL_DIR) if "Labels" in container else None
+        if folder and Path(folder).parent.name.startswith("cua-harness"):
+            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+
+    async with anyio.create_task_group() as tg:
+        for container in found:
+            tg.start_soon(remove, container)
+    return removed
+
+
+async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker | None = None) -> int:
+    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given); return the count."""
+    labels = [f"{LABEL_RUN}={run_id}"] if run_id else []
+    if docker is not None:
+        return await _remove_labeled(docker, labels)
+    try:
+        client = aiodocker.Docker()
+    except Exception as e:
+        raise SandboxError(f"no Docker engine found (DOCKER_HOST or /var/run/docker.sock): {e}") from e
+    try:
+        return await _remove_labeled(client, labels)
+    finally:
+        await client.close()
