@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 # Temp files are hidden (leading dot) so OSWorld's readers, which look for `result.txt` by exact
 # name, never mistake a half-written file for a record.
@@ -18,6 +21,11 @@ TEMP_MARK = ".tmp-"
 
 def temp_name_for(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def dump_json(obj: Any) -> bytes:
+    """Readable JSON for the small record files (run.json, result.json, summary.json)."""
+    return orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def is_temp_name(name: str) -> bool:

@@ -1,4 +1,4 @@
-"""Reading the run directory back: which tasks are finished, and moving unfinished attempts aside.
+"""Per-task disk steps: which tasks are finished, moving unfinished attempts aside, writing results.
 
 A task is finished when `<domain>/<task_id>/result.json` exists and parses (it is written last,
 atomically). Anything else in a task folder belongs to an unfinished attempt and is moved to
@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from results.atomic import fsync_dir, is_temp_name
-from results.layout import ATTEMPT_JSON, ATTEMPTS, RESULT_JSON, TaskKey
+from harness.errors import HarnessError
+from results.atomic import dump_json, fsync_dir, is_temp_name, write_atomic
+from results.layout import ATTEMPT_JSON, ATTEMPTS, RESULT_JSON, RESULT_TXT, TaskKey
+
+
+class DuplicateResultError(HarnessError):
+    """A task that already has a result was recorded or started again (tasks are recorded once)."""
 
 
 def read_result(task_dir: Path) -> dict[str, Any] | None:
@@ -115,3 +121,28 @@ def move_aside(task_dir: Path) -> tuple[int, list[str]] | None:
     fsync_dir(dest.parent)
     fsync_dir(task_dir)
     return number, moved
+
+
+def prepare_attempt(directory: Path, session: int) -> tuple[int, tuple[int, list[str]] | None]:
+    """Move an unfinished attempt aside and claim the next number (attempt.json is written first)."""
+    if read_result(directory) is not None:  # memory said unfinished; the disk is the authority
+        raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    if created:
+        fsync_dir(directory.parent)
+        fsync_dir(directory.parent.parent)
+    moved = move_aside(directory)
+    number = next_attempt_number(directory)
+    marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
+    write_atomic(directory / ATTEMPT_JSON, dump_json(marker))
+    return number, moved
+
+
+def write_result(directory: Path, record: dict[str, Any]) -> None:
+    """result.txt (OSWorld's float) first, result.json last: result.json marks the task finished."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if record["attempts"] is None:  # no attempt began in this session: count what is on disk
+        record["attempts"] = next_attempt_number(directory) - 1
+    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode())
+    write_atomic(directory / RESULT_JSON, dump_json(record))

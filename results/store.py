@@ -9,143 +9,27 @@ journal's in-memory buffer are touched on the event loop.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 
-from harness.errors import ConfigError, HarnessError
-from results.atomic import clean_temp_files, fsync_dir, is_temp_name, write_atomic
+from results.atomic import dump_json, write_atomic
 from results.attempt import Attempt
-from results.journal import Journal, JournalScan, scan_journal
-from results.layout import (
-    ATTEMPT_JSON,
-    EVENTS,
-    LOCK,
-    RESULT_JSON,
-    RESULT_TXT,
-    RUN_JSON,
-    SUMMARY,
-    TaskKey,
-    check_component,
-    task_dir,
-)
+from results.journal import Journal
+from results.layout import EVENTS, SUMMARY, TaskKey, check_component, task_dir
 from results.redact import redact, redact_text
-from results.resume import move_aside, next_attempt_number, read_result, scan_results
-from results.runinfo import build_run_json, compare, git_commit, harness_version
+from results.resume import DuplicateResultError, prepare_attempt, read_result, scan_results, write_result
+from results.rundir import Opened, open_run_dir
+from results.runinfo import harness_version
 from results.summary import summarize
 
-
-class DuplicateResultError(HarnessError):
-    """A task that already has a result was recorded or started again (tasks are recorded once)."""
-
-
-def _dump(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2) + b"\n"
-
-
-@dataclass
-class _Opened:
-    lock_fd: int
-    run: dict[str, Any]
-    changes: dict[str, list[Any]]
-    created: bool
-    commit: str | None
-    scan: JournalScan
-    results: dict[TaskKey, dict[str, Any]]
-    temps_removed: list[str]
-
-
-def _lock(run_dir: Path) -> int:
-    """Exclusive flock on `.lock` (released by the kernel if we die): one writer per run dir."""
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as e:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise ConfigError(
-            f"{run_dir} is in use by another harness process (pid {holder}); wait for it to end"
-        ) from e
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
-
-
-def _refuse_foreign(run_dir: Path) -> None:
-    """A folder without run.json may hold only what a crash during our own open leaves behind."""
-    if (run_dir / RUN_JSON).exists() or not run_dir.is_dir():
-        return
-    foreign = [n for n in os.listdir(run_dir) if n not in (LOCK, EVENTS) and not is_temp_name(n)]
-    if foreign:
-        raise ConfigError(
-            f"{run_dir} has no {RUN_JSON} but is not empty ({', '.join(sorted(foreign)[:5])}); "
-            "refusing to start a run in it: choose an empty or new directory"
-        )
-
-
-def _open_sync(run_dir: Path, config: dict[str, Any], result_keys: list[str]) -> _Opened:
-    _refuse_foreign(run_dir)  # before creating anything in someone else's folder
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = _lock(run_dir)
-    try:
-        _refuse_foreign(run_dir)  # again under the lock
-        temps = [str(p.relative_to(run_dir)) for p in clean_temp_files(run_dir, depth=2)]
-        commit = git_commit()
-        run_path = run_dir / RUN_JSON
-        created = not run_path.exists()
-        if created:
-            run = build_run_json(config, result_keys, commit)
-            write_atomic(run_path, _dump(run))
-            fsync_dir(run_dir.parent)
-            changes: dict[str, list[Any]] = {}
-        else:
-            try:
-                run = orjson.loads(run_path.read_bytes())
-            except orjson.JSONDecodeError as e:
-                raise ConfigError(f"{run_path}: not valid JSON ({e}); the run directory is damaged") from e
-            if not isinstance(run, dict):
-                raise ConfigError(f"{run_path}: expected a JSON object")
-            changes = compare(run, config, result_keys, where=run_path, commit=commit)
-        return _Opened(
-            fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), scan_results(run_dir), temps
-        )
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _begin_sync(directory: Path, session: int) -> tuple[int, tuple[int, list[str]] | None]:
-    """Move an unfinished attempt aside and claim the next number (attempt.json is written first)."""
-    if read_result(directory) is not None:  # memory said unfinished; the disk is the authority
-        raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
-    created = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
-    if created:
-        fsync_dir(directory.parent)
-        fsync_dir(directory.parent.parent)
-    moved = move_aside(directory)
-    number = next_attempt_number(directory)
-    marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
-    write_atomic(directory / ATTEMPT_JSON, _dump(marker))
-    return number, moved
-
-
-def _record_sync(directory: Path, record: dict[str, Any]) -> None:
-    """result.txt (OSWorld's float) first, result.json last: result.json marks the task finished."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if record["attempts"] is None:  # no attempt began in this session: count what is on disk
-        record["attempts"] = next_attempt_number(directory) - 1
-    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode())
-    write_atomic(directory / RESULT_JSON, _dump(record))
+__all__ = ["DuplicateResultError", "RunStore"]
 
 
 def _as_score(value: Any, key: TaskKey) -> float:
@@ -163,7 +47,7 @@ class RunStore:
     """The run directory's single writer. Create with `await RunStore.open(...)`."""
 
     def __init__(
-        self, run_dir: Path, opened: _Opened, journal: Journal, limiter: anyio.CapacityLimiter
+        self, run_dir: Path, opened: Opened, journal: Journal, limiter: anyio.CapacityLimiter
     ) -> None:
         self.run_dir = run_dir
         self.run_info = opened.run
@@ -202,7 +86,7 @@ class RunStore:
         path = Path(run_dir)
         limiter = anyio.CapacityLimiter(io_threads)  # named limit: results file I/O threads
         keys = list(result_keys)
-        opened = await anyio.to_thread.run_sync(_open_sync, path, config, keys, limiter=limiter)
+        opened = await anyio.to_thread.run_sync(open_run_dir, path, config, keys, limiter=limiter)
         try:
             journal = await Journal.open(
                 path / EVENTS,
@@ -298,7 +182,7 @@ class RunStore:
             # Shielded: once files start moving, memory must learn the outcome even under Ctrl-C.
             with anyio.CancelScope(shield=True):
                 number, moved = await anyio.to_thread.run_sync(
-                    _begin_sync, directory, self.session, limiter=self._io
+                    prepare_attempt, directory, self.session, limiter=self._io
                 )
         finally:
             self._busy.discard(key)
@@ -375,7 +259,7 @@ class RunStore:
         try:
             with anyio.CancelScope(shield=True):  # a computed score is persisted even under Ctrl-C
                 try:
-                    await anyio.to_thread.run_sync(_record_sync, directory, record, limiter=self._io)
+                    await anyio.to_thread.run_sync(write_result, directory, record, limiter=self._io)
                 except BaseException:
                     # If result.json made it to disk, the task is finished whatever failed after.
                     on_disk = await anyio.to_thread.run_sync(read_result, directory, limiter=self._io)
@@ -422,5 +306,7 @@ class RunStore:
         on_disk = await anyio.to_thread.run_sync(scan_results, self.run_dir, limiter=self._io)
         self._results.update(on_disk)  # merge: a record written during the scan stays known
         summary = self.summary()
-        await anyio.to_thread.run_sync(write_atomic, self.run_dir / SUMMARY, _dump(summary), limiter=self._io)
+        await anyio.to_thread.run_sync(
+            write_atomic, self.run_dir / SUMMARY, dump_json(summary), limiter=self._io
+        )
         return summary
