@@ -130,7 +130,7 @@ class PromptAgent:
             raise ConfigError("agent prompt: no LLM client (the run must provide one; see --providers)")
         o = self.options
         max_calls = getattr(env, "max_steps", None) or o.max_steps
-        history: deque[tuple[PreparedObservation, str]] = deque(maxlen=o.max_trajectory_length or None)
+        history: deque[tuple[PreparedObservation, str]] = deque(maxlen=max(1, o.max_trajectory_length))
         outcome = Outcome(extra={"llm_calls": 0, "step_errors": []})
         system: str | None = None
         obs: Observation | None = None
