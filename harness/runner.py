@@ -87,7 +87,12 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     stats = EngineStats()
     async with AsyncExitStack() as stack:
         store = await RunStore.open(run_dir, config.model_dump(mode="json"), result_keys=RESULT_KEYS)
-        stack.push_async_callback(store.aclose)
+
+        async def close_store() -> None:
+            with anyio.CancelScope(shield=True):
+                await store.aclose(reason="interrupted" if flags.get("interrupted") else "finished")
+
+        stack.push_async_callback(close_store)
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
         provider = make_provider(config, run_id)
         # Leftovers of a crashed earlier run of this harness are removed before we start new ones.
@@ -112,10 +117,10 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             work = anyio.CancelScope()
             tg.start_soon(_watch_signals, work, flags)
             tg.start_soon(progress.run)
+            tg.start_soon(store.run_flusher)
             with work:
                 await engine.run()
             tg.cancel_scope.cancel()
-        await store.mark_stopped("interrupted" if flags.get("interrupted") else "finished")
     if show_summary:
         _print_summary(store.summary(), run_dir, interrupted=bool(flags.get("interrupted")))
     if flags.get("interrupted"):
