@@ -1,0 +1,249 @@
+"""OSWorld setup steps over the guest protocol, in order; also `unsupported_features`.
+
+Semantics follow OSWorld's SetupController: `download` fetches on the host (cached) and uploads;
+`execute`/`command` substitute placeholders and, with `until`, re-run until the condition holds;
+a command's non-zero exit is logged, not fatal (as upstream). Differences on purpose: every wait
+has a deadline (upstream polls `until` forever), host paths cannot leave the suite's assets
+folder, and a failing step says which step it was.
+
+Errors: SandboxError = infrastructure (the guest or the network failed; retry on a fresh
+sandbox), TaskError = the step itself is wrong (bad path, unknown type, missing asset).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from benchmarks.context import RunContext, TaskContext
+from benchmarks.schema import (
+    DownloadParams,
+    ExecuteParams,
+    LaunchParams,
+    OpenParams,
+    SetupStep,
+    SleepParams,
+    Task,
+    UploadFileParams,
+    WindowParams,
+)
+from harness.errors import HarnessError, SandboxError, TaskError
+from vm.types import ExecResult, Guest
+
+log = logging.getLogger("benchmarks.setup")
+
+StepHandler = Callable[[Any, Guest, TaskContext], Awaitable[None]]
+STEP_HANDLERS: dict[str, StepHandler] = {}
+
+# Setup types OSWorld defines that this build cannot run, with the reason shown by `tasks check`.
+KNOWN_UNSUPPORTED = {
+    "chrome_open_tabs": "needs Chrome DevTools on the guest",
+    "chrome_close_tabs": "needs Chrome DevTools on the guest",
+    "googledrive": "needs Google Drive credentials",
+    "login": "needs website credentials and Chrome DevTools",
+    "update_browse_history": "needs Chrome's history database",
+    "change_wallpaper": "no wallpaper endpoint in the guest protocol",
+    "execute_with_verification": "no verification endpoint in the guest protocol",
+    "tidy_desktop": "not implemented upstream either",
+    "act": "replays agent actions",
+    "replay": "replays a trajectory",
+    "proxy": "needs a proxy pool",
+}
+
+UNTIL_POLL_S = 0.5
+
+
+def step(name: str) -> Callable[[StepHandler], StepHandler]:
+    def register(fn: StepHandler) -> StepHandler:
+        STEP_HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def supported_setup_types() -> list[str]:
+    return sorted(STEP_HANDLERS)
+
+
+# --- placeholders ----------------------------------------------------------------------------------
+
+
+def substitute(command: str | list[str], *, password: str, screen: tuple[int, int]) -> str | list[str]:
+    """OSWorld's host-side placeholders; _HALF before the full names, as upstream."""
+    width, height = screen
+    table = [
+        ("{CLIENT_PASSWORD}", password),
+        ("{SCREEN_WIDTH_HALF}", str(width // 2)),
+        ("{SCREEN_HEIGHT_HALF}", str(height // 2)),
+        ("{SCREEN_WIDTH}", str(width)),
+        ("{SCREEN_HEIGHT}", str(height)),
+    ]
+
+    def one(text: str) -> str:
+        for key, value in table:
+            text = text.replace(key, value)
+        return text
+
+    return one(command) if isinstance(command, str) else [one(c) for c in command]
+
+
+def _needs_screen(command: str | list[str]) -> bool:
+    text = command if isinstance(command, str) else " ".join(command)
+    return "{SCREEN_" in text
+
+
+# --- steps -----------------------------------------------------------------------------------------
+
+
+@step("download")
+async def _download(p: DownloadParams, guest: Guest, ctx: TaskContext) -> None:
+    for f in p.files:
+        local = await ctx.fetch(f.url)
+        data = await anyio.Path(local).read_bytes()
+        await guest.upload(ctx.guest_path(f.path), data)
+
+
+@step("upload_file")
+async def _upload_file(p: UploadFileParams, guest: Guest, ctx: TaskContext) -> None:
+    for f in p.files:
+        local = await ctx.fetch(f.local_path)  # confined to the suite's assets folder
+        data = await anyio.Path(local).read_bytes()
+        await guest.upload(ctx.guest_path(f.path), data)
+
+
+@step("open")
+async def _open(p: OpenParams, guest: Guest, ctx: TaskContext) -> None:
+    await guest.open_file(ctx.guest_path(p.path), timeout=p.timeout)
+
+
+@step("launch")
+async def _launch(p: LaunchParams, guest: Guest, ctx: TaskContext) -> None:
+    command = p.command
+    if not command:
+        raise TaskError("command: empty")
+    if not p.shell and isinstance(command, str):
+        command = shlex.split(command)  # upstream splits on spaces; shlex also honours quotes
+    await guest.launch(command, shell=p.shell)
+
+
+def until_met(until: Any, result: ExecResult) -> bool:
+    """OSWorld: any one of returncode / stdout substring / stderr substring."""
+    return (
+        (until.returncode is not None and result.returncode == until.returncode)
+        or (until.stdout is not None and until.stdout in result.output)
+        or (until.stderr is not None and until.stderr in result.error)
+    )
+
+
+@step("execute")
+@step("command")
+async def _execute(p: ExecuteParams, guest: Guest, ctx: TaskContext) -> None:
+    if not p.command:
+        raise TaskError("command: empty")
+    screen = await ctx.screen(guest) if _needs_screen(p.command) else (0, 0)
+    command = substitute(p.command, password=ctx.run.client_password, screen=screen)
+    until = p.until if p.until is not None and p.until.model_fields_set & {"returncode", "stdout", "stderr"} else None
+    with anyio.move_on_after(p.until_timeout) as scope:
+        while True:
+            result = await guest.execute(command, shell=p.shell, timeout=p.timeout)
+            if p.stdout:
+                await anyio.Path(ctx.work_path(p.stdout)).write_text(result.output)
+            if p.stderr:
+                await anyio.Path(ctx.work_path(p.stderr)).write_text(result.error)
+            if until is None:
+                if not result.ok:
+                    # Upstream logs and carries on; so do we (tasks rely on it, e.g. mkdir of an existing dir).
+                    log.info("setup command exited %d: %s", result.returncode, (result.error or result.output)[-300:])
+                return
+            if until_met(until, result):
+                return
+            await anyio.sleep(UNTIL_POLL_S)
+    if scope.cancelled_caught:
+        raise SandboxError(f"`until` condition {until.model_dump(exclude_none=True)} not met within {p.until_timeout:g} s")
+
+
+@step("activate_window")
+async def _activate(p: WindowParams, guest: Guest, ctx: TaskContext) -> None:
+    await guest.activate_window(p.window_name, strict=p.strict, by_class=p.by_class)
+
+
+@step("close_window")
+async def _close(p: WindowParams, guest: Guest, ctx: TaskContext) -> None:
+    await guest.close_window(p.window_name, strict=p.strict, by_class=p.by_class)
+
+
+@step("sleep")
+async def _sleep(p: SleepParams, guest: Guest, ctx: TaskContext) -> None:
+    await anyio.sleep(p.seconds)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def _as_step(raw: SetupStep | Mapping[str, Any]) -> SetupStep:
+    return raw if isinstance(raw, SetupStep) else SetupStep.model_validate(dict(raw))
+
+
+async def run_setup(steps: Sequence[SetupStep | Mapping[str, Any]], guest: Guest, ctx: TaskContext, *,
+                    phase: str = "config") -> None:
+    """Run steps in order. A failure raises SandboxError or TaskError naming the step index and type."""
+    await ctx.ensure_dirs()
+    for index, raw in enumerate(steps):
+        kind = raw.type if isinstance(raw, SetupStep) else str(dict(raw).get("type"))
+        where = f"{phase} step {index} ({kind})"
+        try:
+            s = _as_step(raw)
+            handler = STEP_HANDLERS.get(s.type)
+            if handler is None:
+                reason = KNOWN_UNSUPPORTED.get(s.type, "unknown setup type")
+                raise TaskError(f"setup type {s.type!r} is not supported: {reason}")
+            with anyio.fail_after(ctx.run.step_timeout):
+                await handler(s.params(), guest, ctx)
+        except TaskError as e:
+            raise TaskError(f"{where}: {e}") from e
+        except SandboxError as e:
+            raise SandboxError(f"{where}: {e}") from e
+        except TimeoutError as e:
+            raise SandboxError(f"{where}: no result within {ctx.run.step_timeout:g} s") from e
+        except HarnessError:
+            raise
+        except (OSError, ValueError) as e:
+            raise SandboxError(f"{where}: {type(e).__name__}: {e}") from e
+
+
+async def run_task_setup(task: Task, guest: Guest, ctx: RunContext | TaskContext) -> TaskContext:
+    """The engine's hook: a fresh per-setup folder, then the task's `config` steps."""
+    tctx = ctx.for_setup(task, guest) if isinstance(ctx, RunContext) else ctx
+    await run_setup(task.config, guest, tctx, phase="config")
+    return tctx
+
+
+# --- what this build cannot run --------------------------------------------------------------------
+
+
+def unsupported_features(task: Task) -> list[str]:
+    """Everything in `task` this build cannot run, e.g. `setup:chrome_open_tabs`,
+    `getter:active_tab_html_parse`, `metric:compare_pptx_files`, `metric:compare_table[chart]`,
+    `proxy`. Empty list: the task can run. Decided from the task file alone, before any sandbox."""
+    from scoring.registry import check_getter, check_metric
+
+    out: list[str] = []
+    if task.proxy:
+        out.append("proxy")
+    for s in [*task.config, *task.evaluator.postconfig]:
+        if s.type not in STEP_HANDLERS:
+            out.append(f"setup:{s.type}")
+    for spec in task.evaluator.metric_specs():
+        if spec.func == "infeasible":
+            if isinstance(task.evaluator.func, list):
+                out.append("metric:infeasible[inside a list]")
+            continue
+        out.extend(check_metric(spec.func, spec.options))
+        for g in (spec.result, spec.expected):
+            if g is not None:
+                out.extend(check_getter(g))
+    return list(dict.fromkeys(out))

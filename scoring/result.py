@@ -1,0 +1,56 @@
+"""The outcome of one evaluation: a score in [0, 1] plus what each metric saw, for reports."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class MetricDetail:
+    index: int
+    func: str
+    score: float | None  # None: not run (an earlier metric decided the and/or outcome)
+    result_getter: str | None = None
+    expected_getter: str | None = None
+    result_preview: str | None = None  # short text of what the result getter returned
+    note: str = ""
+    error: str | None = None
+
+
+@dataclass
+class EvalResult:
+    score: float
+    conj: str = "and"
+    reason: str = ""
+    metrics: list[MetricDetail] = field(default_factory=list)
+
+    @property
+    def details(self) -> list[dict[str, Any]]:
+        """JSON-ready per-metric details (the run store writes these)."""
+        return [asdict(m) for m in self.metrics]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "conj": self.conj, "reason": self.reason, "metrics": self.details}
+
+
+def as_score(value: Any) -> float:
+    """A metric's return value as a float in [0, 1] (bools and ints too; NaN and None are 0)."""
+    if value is None:
+        return 0.0
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(x):
+        return 0.0
+    return min(1.0, max(0.0, x))
+
+
+def preview(value: Any, limit: int = 200) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

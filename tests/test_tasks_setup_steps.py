@@ -1,0 +1,219 @@
+"""UNIT tests of setup-step logic against an in-process fake guest (no sandbox): placeholders,
+`until` polling, host-file confinement, download caching, error naming, unsupported features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from aiohttp import web
+from test_tasks_fakeguest import FakeGuest
+
+from benchmarks.context import RunContext, TaskContext
+from benchmarks.downloads import HostFiles
+from benchmarks.loader import load_suite
+from benchmarks.schema import Task
+from benchmarks.setup_steps import run_setup, run_task_setup, substitute, unsupported_features
+from harness.errors import SandboxError, TaskError
+from vm.types import ExecResult
+
+SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "osworld-sample"
+
+
+def make_ctx(tmp_path: Path, *, assets: Path | None = None, **run_kwargs) -> TaskContext:
+    task = Task.model_validate({"id": "t", "instruction": "i", "evaluator": {"func": "infeasible"}})
+    task.bind(domain="os", assets_dir=assets)
+    run = RunContext(work_root=tmp_path / "work", downloads=HostFiles(tmp_path / "cache"), **run_kwargs)
+    return run.for_setup(task, object())
+
+
+def test_placeholders_are_substituted_half_sizes_first() -> None:
+    cmd = ["python", "-c", "click({SCREEN_WIDTH_HALF}, {SCREEN_HEIGHT_HALF}); {SCREEN_WIDTH}x{SCREEN_HEIGHT}"]
+    assert substitute(cmd, password="pw", screen=(1280, 721)) == ["python", "-c", "click(640, 360); 1280x721"]
+    assert substitute("echo {CLIENT_PASSWORD} | sudo -S true", password="s3cret", screen=(1, 1)) == \
+        "echo s3cret | sudo -S true"
+
+
+async def test_execute_substitutes_with_the_guest_screen_and_the_run_password(tmp_path: Path) -> None:
+    guest = FakeGuest(screen=(1024, 768))
+    ctx = make_ctx(tmp_path, client_password="pw")
+    await run_setup([{"type": "execute", "parameters": {"command": ["x", "{SCREEN_WIDTH_HALF}"]}},
+                     {"type": "command", "parameters": {"command": "echo {CLIENT_PASSWORD}", "shell": True}}], guest, ctx)
+    assert [c for k, c in guest.calls if k == "execute"] == [["x", "512"], "echo pw"]
+
+
+async def test_until_polls_until_the_condition_holds(tmp_path: Path) -> None:
+    answers = iter([ExecResult(returncode=1, output="starting"), ExecResult(returncode=1, output="still"),
+                    ExecResult(returncode=0, output="ready now")])
+    guest = FakeGuest(handler=lambda c, s: next(answers))
+    ctx = make_ctx(tmp_path)
+    await run_setup([{"type": "execute", "parameters": {"command": "probe", "shell": True,
+                                                        "until": {"stdout": "ready"}, "stdout": "probe.out"}}], guest, ctx)
+    assert sum(k == "execute" for k, _ in guest.calls) == 3
+    assert (ctx.work_dir / "probe.out").read_text() == "ready now"
+
+
+async def test_until_that_never_holds_is_an_infrastructure_error_with_a_deadline(tmp_path: Path) -> None:
+    guest = FakeGuest(handler=lambda c, s: ExecResult(returncode=1))
+    ctx = make_ctx(tmp_path)
+    with anyio.fail_after(10):
+        with pytest.raises(SandboxError, match=r"config step 1 \(execute\): `until` .* not met within 1 s"):
+            await run_setup([{"type": "sleep", "parameters": {"seconds": 0}},
+                             {"type": "execute", "parameters": {"command": "x", "until": {"returncode": 0},
+                                                                "until_timeout": 1}}], guest, ctx)
+
+
+async def test_nonzero_exit_without_until_is_not_fatal_as_upstream(tmp_path: Path) -> None:
+    guest = FakeGuest(handler=lambda c, s: ExecResult(returncode=1, error="mkdir: File exists"))
+    await run_setup([{"type": "execute", "parameters": {"command": "mkdir /home/test1", "shell": True}}],
+                    guest, make_ctx(tmp_path))
+    assert guest.calls == [("execute", "mkdir /home/test1")]
+
+
+async def test_download_from_assets_and_file_url_lands_in_guest_home(tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    (assets / "docs").mkdir(parents=True)
+    (assets / "docs" / "a.txt").write_bytes(b"alpha")
+    guest = FakeGuest()
+    steps = [{"type": "download", "parameters": {"files": [
+        {"url": "docs/a.txt", "path": "/home/user/a.txt"},
+        {"url": (assets / "docs" / "a.txt").as_uri(), "path": "Desktop/b.txt"},
+    ]}}, {"type": "upload_file", "parameters": {"files": [{"local_path": "docs/a.txt", "path": "~/c.txt"}]}},
+        {"type": "open", "parameters": {"path": "/home/user/a.txt"}}]
+    await run_setup(steps, guest, make_ctx(tmp_path, assets=assets))
+    assert guest.files == {"/home/user/a.txt": b"alpha", "/home/user/Desktop/b.txt": b"alpha", "/home/user/c.txt": b"alpha"}
+    assert guest.calls[-1] == ("open", "/home/user/a.txt")
+
+
+@pytest.mark.parametrize("url", ["../secret.txt", "/etc/passwd", "file:///etc/passwd", "docs/../../secret.txt"])
+async def test_host_paths_cannot_escape_the_assets_folder(tmp_path: Path, url: str) -> None:
+    assets = tmp_path / "assets"
+    (assets / "docs").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("no")
+    guest = FakeGuest()
+    with pytest.raises(TaskError, match=r"config step 0 \(download\): .*escapes the suite's assets folder"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": url, "path": "x"}]}}], guest,
+                        make_ctx(tmp_path, assets=assets))
+    assert guest.files == {}
+
+
+async def test_missing_asset_and_unknown_type_are_task_errors_naming_the_step(tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    ctx = make_ctx(tmp_path, assets=tmp_path / "assets")
+    with pytest.raises(TaskError, match=r"config step 0 \(download\): nope.txt: not found"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": "nope.txt", "path": "x"}]}}], FakeGuest(), ctx)
+    with pytest.raises(TaskError, match=r"config step 1 \(chrome_open_tabs\): .*not supported: needs Chrome DevTools"):
+        await run_setup([{"type": "sleep", "parameters": {"seconds": 0}},
+                         {"type": "chrome_open_tabs", "parameters": {"urls_to_open": ["x"]}}], FakeGuest(), ctx)
+
+
+async def test_stdout_file_names_cannot_escape_the_cache_folder(tmp_path: Path) -> None:
+    with pytest.raises(TaskError, match="must stay inside"):
+        await run_setup([{"type": "execute", "parameters": {"command": "x", "stdout": "../../evil"}}], FakeGuest(),
+                        make_ctx(tmp_path))
+
+
+async def test_launch_activate_close_and_sleep_reach_the_guest(tmp_path: Path) -> None:
+    guest = FakeGuest()
+    await run_setup([{"type": "launch", "parameters": {"command": "mousepad '/home/user/my file.txt'"}},
+                     {"type": "activate_window", "parameters": {"window_name": "Mousepad", "strict": True}},
+                     {"type": "sleep", "parameters": {"seconds": 0.01}},
+                     {"type": "close_window", "parameters": {"window_name": "Mousepad"}}], guest, make_ctx(tmp_path))
+    assert guest.calls == [("launch", ["mousepad", "/home/user/my file.txt"]), ("activate_window", "Mousepad"),
+                           ("close_window", "Mousepad")]
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.hits = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        if request.path.endswith("/gone.txt"):
+            return web.Response(status=404)
+        if request.path.endswith("/flaky.txt"):
+            return web.Response(status=503)
+        return web.Response(body=b"remote bytes")
+
+
+@pytest.fixture
+async def http_server():
+    srv = _Server()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", srv.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield srv, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_http_download_is_fetched_once_on_the_host_and_cached(tmp_path: Path, http_server) -> None:
+    srv, base = http_server
+    ctx = make_ctx(tmp_path)
+    guest = FakeGuest()
+    step = {"type": "download", "parameters": {"files": [{"url": f"{base}/d/file.xlsx?token=abc", "path": "/tmp/f.xlsx"}]}}
+    await run_setup([step, step], guest, ctx)
+    assert guest.files["/tmp/f.xlsx"] == b"remote bytes"
+    assert srv.hits == 1
+    cached = ctx.run.downloads.cache_path(f"{base}/d/file.xlsx?token=abc")
+    assert cached.read_bytes() == b"remote bytes" and cached.name == "file.xlsx"
+
+
+async def test_http_404_is_a_task_error_and_5xx_an_infrastructure_error(tmp_path: Path, http_server, monkeypatch) -> None:
+    _srv, base = http_server
+    monkeypatch.setattr("benchmarks.downloads.ATTEMPTS", 1)
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(TaskError, match="HTTP 404"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/gone.txt", "path": "x"}]}}],
+                        FakeGuest(), ctx)
+    with pytest.raises(SandboxError, match=r"config step 0 \(download\): .*HTTP 503"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/flaky.txt?k=secret", "path": "x"}]}}],
+                        FakeGuest(), ctx)
+    assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+async def test_run_task_setup_gives_each_setup_its_own_folder(tmp_path: Path) -> None:
+    task = Task.model_validate({"id": "t", "instruction": "i", "evaluator": {"func": "infeasible"},
+                                "config": [{"type": "execute", "parameters": {"command": "x", "stdout": "o.txt"}}]})
+    task.bind(domain="os")
+    run = RunContext(work_root=tmp_path)
+    g1, g2 = FakeGuest(handler=lambda c, s: ExecResult(0, "one")), FakeGuest(handler=lambda c, s: ExecResult(0, "two"))
+    c1, c2 = await run_task_setup(task, g1, run), await run_task_setup(task, g2, run)
+    assert c1.work_dir != c2.work_dir
+    assert (c1.work_dir / "o.txt").read_text() == "one" and (c2.work_dir / "o.txt").read_text() == "two"
+    assert run.for_evaluation(task, g2).setup_dir == c2.work_dir
+
+
+def test_unsupported_features_names_setup_getters_metrics_and_proxy() -> None:
+    task = Task.model_validate({
+        "id": "u", "instruction": "i", "proxy": True,
+        "config": [{"type": "chrome_open_tabs", "parameters": {"urls_to_open": []}}, {"type": "sleep", "parameters": {"seconds": 1}}],
+        "evaluator": {"func": ["compare_pptx_files", "compare_table", "exact_match"],
+                      "result": [{"type": "vm_file", "path": "a", "dest": "a"}, {"type": "vm_file", "path": "b", "dest": "b"},
+                                 {"type": "active_tab_html_parse"}],
+                      "expected": [None, None, {"type": "rule", "rules": {"expected": 1}}],
+                      "options": [{}, {"rules": [{"type": "chart", "sheet_idx0": 0, "sheet_idx1": "EI0"},
+                                                 {"type": "sheet_data", "sheet_idx0": 0, "sheet_idx1": "EI0"}]}, {}]},
+    })
+    assert unsupported_features(task) == ["proxy", "setup:chrome_open_tabs", "metric:compare_pptx_files",
+                                          "metric:compare_table[chart]", "getter:active_tab_html_parse"]
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"OSWorld sample not found at {SAMPLE}")
+def test_unsupported_features_on_real_sample_tasks() -> None:
+    suite = load_suite(SAMPLE)
+    verdicts = {t.id: unsupported_features(t) for t in suite}
+    assert verdicts["357ef137-7eeb-4c80-a3bb-0951f26a8aff"] == []  # calc check_cell
+    assert verdicts["5812b315-e7bd-4265-b51f-863c02174c28"] == []  # os, postconfig download + execute
+    chrome = [v for t, v in verdicts.items() if suite.get(t).domain == "chrome"]
+    assert all(chrome) and any("setup:chrome_open_tabs" in v for v in chrome)
+    assert "metric:compare_pptx_files" in verdicts["550ce7e7-747b-495f-b122-acdc4d0b8e54"] or \
+        any("metric:compare_pptx_files" in v for v in verdicts.values())
+    json.dumps(verdicts)
