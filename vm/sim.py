@@ -187,7 +187,7 @@ class SimGuest:
         return await self.execute(script, shell=True, timeout=timeout)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: pools keep sandboxes in sets
 class SimSandbox:
     info: SandboxInfo
     size: tuple[int, int]
