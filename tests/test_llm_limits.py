@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import anyio
+
 from harness.llm.client import LLMClient
 from harness.llm.limits import AdaptiveLimit, RateGate
 from harness.llm.sim import SimConfig, SimFault, SimServer

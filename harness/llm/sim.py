@@ -196,6 +196,8 @@ class SimServer:
         self.config = config or SimConfig()
         if not _is_loopback(self.config.host):
             raise ConfigError(f"llm-sim --host {self.config.host}: only loopback addresses are allowed")
+        if isinstance(self.config.policy, str):
+            self.config.policy = load_policy(self.config.policy)
         self.records: list[SimRecord] = []
         self._rng = random.Random(self.config.seed)
         self._window = _Window()
@@ -342,7 +344,7 @@ class SimServer:
             if fault is not None:
                 raise fault
             policy = self.config.policy or default_policy
-            if isinstance(policy, str):
+            if isinstance(policy, str):  # set after start
                 policy = load_policy(policy)
             result = policy(body)
             if inspect.isawaitable(result):
@@ -350,8 +352,9 @@ class SimServer:
         except SimFault as f:
             await self._latency()
             return await self._fault(f)
-        replies = [result] if isinstance(result, str) else [str(r) for r in result] or [""]
-        choices = [replies[i % len(replies)] for i in range(n)]
+        # A string answers every one of the n choices; a list is sent as is (a script may return
+        # fewer choices than n, like servers that ignore n).
+        choices = [result] * n if isinstance(result, str) else [str(r) for r in result] or [""]
         await self._latency()
         completion = sum(chars_estimate(c) for c in choices)
         return web.json_response({
