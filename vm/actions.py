@@ -95,6 +95,11 @@ def special_of(action: Any) -> str | None:
     return name if name in SPECIAL_ACTIONS else None
 
 
+def is_special(action: Any) -> bool:
+    """True for WAIT/FAIL/DONE (string or action_type): actions the guest never sees."""
+    return special_of(action) is not None
+
+
 def plan(action: Any, *, screen_size: tuple[int, int] | None = None) -> PlannedAction:
     """Validate one agent action and say how to run it. Raises ActionError for bad actions."""
     special = special_of(action)

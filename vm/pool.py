@@ -84,7 +84,7 @@ class SandboxPool:
 
         self._limiter = anyio.CapacityLimiter(max_starting)
         self._idle: deque[Sandbox] = deque()
-        self._busy: set[Sandbox] = set()  # Sandbox objects hash by identity
+        self._busy: dict[int, Sandbox] = {}  # by id(): sandboxes may be unhashable dataclasses
         self._starting = 0
         self._warm_starting = 0
         self._stopping = 0
@@ -131,7 +131,7 @@ class SandboxPool:
             self._tg.cancel_scope.cancel()
         self._notify()  # waiting acquirers wake up and see the pool closed
         with anyio.CancelScope(shield=True):
-            boxes = [*self._idle, *self._busy]
+            boxes = [*self._idle, *self._busy.values()]
             self._idle.clear()
             self._busy.clear()
             async with anyio.create_task_group() as tg:
@@ -158,19 +158,19 @@ class SandboxPool:
                 self._check_open()
                 if self._idle:
                     box = self._idle.popleft()
-                    self._busy.add(box)
+                    self._busy[id(box)] = box
                     self._notify()  # idle dropped below `warm`: the warm-up task tops it up
                     try:
                         healthy = await self._healthy(box)
                     except BaseException:  # cancelled mid-check: the sandbox goes back, unharmed
-                        self._busy.discard(box)
+                        self._busy.pop(id(box), None)
                         self._idle.appendleft(box)
                         self._notify()
                         raise
                     if healthy:
                         return box
                     log.warning("sandbox %s is dead (container exited or guest silent); replacing it", _name(box))
-                    self._busy.discard(box)
+                    self._busy.pop(id(box), None)
                     self._replaced += 1
                     await self._destroy(box)
                     continue
@@ -184,7 +184,7 @@ class SandboxPool:
                     if self._closed:
                         await self._destroy(box)
                         self._check_open()
-                    self._busy.add(box)
+                    self._busy[id(box)] = box
                     return box
                 await self._changed.wait()
         finally:
@@ -193,12 +193,12 @@ class SandboxPool:
     async def release(self, sandbox: Sandbox, *, dirty: bool = True) -> None:
         """Give a sandbox back. dirty=True (default): destroy it, a fresh one replaces it on demand.
         dirty=False: the caller vouches that its state is clean; it goes back to the warm set."""
-        if sandbox not in self._busy:
+        if id(sandbox) not in self._busy:
             if self._closed:
                 await self._destroy(sandbox)  # aclose got there first; stop is idempotent
                 return
             raise SandboxError(f"release of {_name(sandbox)}: not acquired from this pool (or released twice)")
-        self._busy.discard(sandbox)
+        self._busy.pop(id(sandbox), None)
         if dirty or self._closed:
             await self._destroy(sandbox)
         else:
