@@ -111,7 +111,8 @@ class Engine:
                     await self._setup(task, box.guest, self._ctx)
                 except TaskError as e:
                     return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
-                env = SandboxTaskEnv(task, box, attempt, max_steps=self.config.max_steps)
+                env = SandboxTaskEnv(task, box, attempt, max_steps=self.config.max_steps,
+                                     observe_accessibility=self.config.observation_type != "screenshot")
                 try:
                     outcome = await self.agent.solve(task, env)
                 except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):

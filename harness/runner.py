@@ -26,6 +26,12 @@ from harness.progress import Progress
 log = logging.getLogger("harness.run")
 
 EXIT_INTERRUPTED = 130
+MODEL_FREE_AGENTS = frozenset({"oracle", "noop", "done"})
+
+
+def _llm_progress(llm: Any) -> dict[str, Any]:
+    stats = llm.stats(tasks=False)
+    return {"in_flight": stats["in_flight"], "waiting": stats["waiting"], **stats["run"]}
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -78,9 +84,6 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
         if missing:
             raise ConfigError(f"--tasks: no such task id in {suite_path}: {', '.join(missing)}")
 
-    agent = make_agent(config.agent, {"model": config.model, **config.agent_options,
-                                      "max_steps": config.max_steps, "action_space": config.action_space,
-                                      "observation_type": config.observation_type})
     run_dir = config.run_dir or default_run_dir(config)
     config = config.model_copy(update={"run_dir": run_dir})
     flags: dict[str, bool] = {}
@@ -93,6 +96,17 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
                 await store.aclose(reason="interrupted" if flags.get("interrupted") else "finished")
 
         stack.push_async_callback(close_store)
+        llm = None
+        if config.agent not in MODEL_FREE_AGENTS:
+            from harness.llm.client import LLMClient
+
+            # The response cache lives in the run directory: resume replays what was paid for.
+            llm = LLMClient.from_config(config.providers_file, cache_path=Path(run_dir) / "llm_cache.sqlite",
+                                        cache_enabled=config.cache, default_model=config.model)
+            stack.push_async_callback(llm.aclose)
+        agent = make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
+                                          "max_steps": config.max_steps, "action_space": config.action_space,
+                                          "observation_type": config.observation_type})
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
         provider = make_provider(config, run_id)
         # Leftovers of a crashed earlier run of this harness are removed before we start new ones.
@@ -111,7 +125,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
         engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
                         unsupported=unsupported_features, context=ctx)
         stats = engine.stats
-        progress = Progress(stats, pool_stats=pool.stats, quiet=config.quiet)
+        progress = Progress(stats, pool_stats=lambda: pool.stats().as_dict(),
+                            llm_stats=(lambda: _llm_progress(llm)) if llm else None, quiet=config.quiet)
         print(f"run directory: {run_dir}", flush=True)
         async with anyio.create_task_group() as tg:
             work = anyio.CancelScope()
