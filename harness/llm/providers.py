@@ -11,7 +11,7 @@ import logging
 import random
 import statistics
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +21,11 @@ import openai
 
 from harness.llm.config import ResolvedEndpoint
 from harness.llm.limits import AdaptiveLimit, RateGate, Ticket
-from harness.llm.retry import Failure, LLMCallError, MalformedResponse
+from harness.llm.retry import Failure, LLMCallError, MalformedResponse, parse_duration
 from harness.llm.types import Usage
 
 log = logging.getLogger(__name__)
+_MAX_HEADER_PAUSE_S = 120.0
 
 
 def make_sdk_client(spec: ResolvedEndpoint) -> openai.AsyncOpenAI:
@@ -106,6 +107,15 @@ class Endpoint:
         elif failure.kind in ("auth", "quota"):
             self.disabled = f"{failure.kind}: {failure.message}"
 
+    def _observe_headers(self, headers: Mapping[str, str]) -> None:
+        """A success that used the provider's last request or token: hold until its reset."""
+        for kind in ("requests", "tokens"):
+            remaining, reset = headers.get(f"x-ratelimit-remaining-{kind}"), headers.get(f"x-ratelimit-reset-{kind}")
+            if remaining is not None and reset and remaining.strip() in {"0", "0.0"}:
+                seconds = parse_duration(reset)
+                if seconds:
+                    self.gate.pause(min(seconds, _MAX_HEADER_PAUSE_S))
+
     # -- calls -------------------------------------------------------------------------------------
     async def chat(self, params: dict[str, Any]) -> RawChat:
         cfg = self.spec.config
@@ -114,9 +124,11 @@ class Endpoint:
             kwargs[cfg.max_tokens_param] = kwargs.pop("max_tokens")
         extra = kwargs.pop("extra_body", None) or None
         with anyio.fail_after(cfg.timeout_s + 1):  # backstop over the SDK's per-phase timeouts
-            response = await self.sdk.chat.completions.create(
+            raw = await self.sdk.chat.completions.with_raw_response.create(
                 model=self.served_model, extra_body=extra, timeout=cfg.timeout_s, **kwargs
             )
+        self._observe_headers(raw.headers)
+        response = raw.parse()
         choices = getattr(response, "choices", None)
         if not choices:
             raise MalformedResponse("no choices in response")
@@ -131,7 +143,11 @@ class Endpoint:
     async def embed(self, texts: list[str]) -> RawEmbed:
         cfg = self.spec.config
         with anyio.fail_after(cfg.timeout_s + 1):
-            response = await self.sdk.embeddings.create(model=self.served_model, input=texts, timeout=cfg.timeout_s)
+            raw = await self.sdk.embeddings.with_raw_response.create(
+                model=self.served_model, input=texts, timeout=cfg.timeout_s
+            )
+        self._observe_headers(raw.headers)
+        response = raw.parse()
         data = getattr(response, "data", None)
         if not data or len(data) != len(texts):
             raise MalformedResponse(f"expected {len(texts)} embeddings, got {len(data or [])}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # OpenAI chat format: [{"role": "user", "content": "text" | [{"type": "text", ...}, {"type": "image_url", ...}]}]
 Message = dict[str, Any]
@@ -44,3 +45,26 @@ class Completion:
     def text(self) -> str:
         """The first choice (the common n=1 case)."""
         return self.choices[0] if self.choices else ""
+
+
+class Client(Protocol):
+    """The seam agents depend on; LLMClient implements it (one per run, shared by all tasks)."""
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        n: int = 1,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
+        task_id: str | None = None,
+    ) -> Completion: ...
+
+    async def embed(
+        self, texts: Sequence[str], *, model: str | None = None, task_id: str | None = None
+    ) -> list[list[float]]: ...
+
+    def stats(self) -> dict[str, Any]: ...
