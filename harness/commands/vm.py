@@ -1,0 +1,78 @@
+"""`python -m harness vm {build,tag,gc}`: the desktop image and sandbox housekeeping."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("vm", help="desktop image and sandbox housekeeping")
+    vm_sub = parser.add_subparsers(dest="vm_command", metavar="ACTION")
+
+    build = vm_sub.add_parser("build", help="build the desktop image if the sources changed (prints its tag)")
+    build.add_argument(
+        "--debootstrap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="base on a debootstrapped bookworm instead of debian:bookworm-slim from Docker Hub "
+        "(default: automatic; CUA_DEBOOTSTRAP=1 forces it)",
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    build.set_defaults(func=_build)
+
+    tag = vm_sub.add_parser("tag", help="print the image tag the current sources describe (no Docker)")
+    tag.set_defaults(func=_tag)
+
+    gc = vm_sub.add_parser("gc", help="remove sandbox containers left by earlier runs")
+    gc.add_argument("--run-id", default=None, help="only this run's containers (default: every run's)")
+    gc.set_defaults(func=_gc)
+
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from harness import aio
+    from vm.image import ensure_image
+
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+
+        async def main() -> str:
+            with console.status("building the desktop image…") as status:
+
+                def log(line: str) -> None:
+                    console.print(line, markup=False)
+                    status.update(line.strip()[:100])
+
+                return await ensure_image(debootstrap=args.debootstrap, force=args.force, log=log)
+
+    else:
+
+        async def main() -> str:
+            def log(line: str) -> None:
+                print(line, file=sys.stderr, flush=True)
+
+            return await ensure_image(debootstrap=args.debootstrap, force=args.force, log=log)
+
+    print(aio.run(main))
+    return 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from vm.image import image_tag
+
+    print(image_tag())
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from harness import aio
+    from vm.docker import gc_containers  # written alongside the Docker provider
+
+    removed = aio.run(gc_containers, args.run_id)
+    scope = f"run {args.run_id}" if args.run_id else "all runs"
+    print(f"removed {removed} sandbox container(s) ({scope})")
+    return 0

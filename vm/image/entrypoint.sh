@@ -1,0 +1,61 @@
+#!/bin/bash
+# Sandbox entrypoint (under tini). Contract, kept stable for vm/docker.py:
+#   env GUEST_TOKEN, GUEST_OPEN, GUEST_LISTEN (unix:/path | tcp:HOST:PORT),
+#   SCREEN_WIDTH/HEIGHT/DEPTH; the host bind-mounts a folder at /run/guest; no args.
+# Root phase: hand the socket folder to `user`, then re-run this script as `user`.
+# User phase: start X, the session bus, AT-SPI and the window manager, and exec the guest server,
+# which answers /health 200 as soon as X accepts connections. No fixed sleeps anywhere.
+set -eu
+
+if [ "$(id -u)" = 0 ]; then
+    listen="${GUEST_LISTEN:-unix:/run/guest/guest.sock}"
+    case "$listen" in
+        unix:*) sockdir="$(dirname "${listen#unix:}")"
+                mkdir -p "$sockdir" && chown user:user "$sockdir" ;;
+    esac
+    exec setpriv --reuid=user --regid=user --init-groups \
+        env HOME=/home/user USER=user LOGNAME=user SHELL=/bin/bash "$0" "$@"
+fi
+
+export DISPLAY=:0
+export XDG_RUNTIME_DIR="/tmp/runtime-$(id -un)"
+export XDG_SESSION_TYPE=x11
+export XAUTHORITY="$HOME/.Xauthority"
+# Accessibility on for GTK (GTK 3 has the bridge built in and skips these names) and LibreOffice.
+export GTK_MODULES=gail:atk-bridge
+export SAL_USE_VCLPLUGIN=gtk3
+unset NO_AT_BRIDGE
+
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+# X accepts everyone local (-ac), but python-xlib (pyautogui) prints a warning on stdout when
+# ~/.Xauthority has no entry for the display: give it one.
+touch "$XAUTHORITY"
+xauth -q -f "$XAUTHORITY" add ":0" MIT-MAGIC-COOKIE-1 "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+# The token goes to the guest server only, never into the environment of desktop programs.
+token="${GUEST_TOKEN:-}"
+unset GUEST_TOKEN
+
+# X: -displayfd writes the display number once the server accepts connections; -noreset keeps
+# it from resetting (and refusing connections) whenever its last client disconnects.
+xready="$XDG_RUNTIME_DIR/x-ready"
+rm -f "$xready" /tmp/.X0-lock /tmp/.X11-unix/X0 && mkfifo "$xready"
+Xvfb :0 -screen 0 "${SCREEN_WIDTH:-1920}x${SCREEN_HEIGHT:-1080}x${SCREEN_DEPTH:-24}" \
+    -nolisten tcp -noreset -ac -dpi 96 +extension RANDR -displayfd 9 9>"$xready" \
+    >"$XDG_RUNTIME_DIR/xvfb.log" 2>&1 &
+
+# Session bus: --fork returns once the bus is listening.
+export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"
+dbus-daemon --session --fork --nopidfile --nosyslog --address="$DBUS_SESSION_BUS_ADDRESS"
+
+# Desktop pieces that need X run in the background so the server starts in parallel.
+(
+    read -r -t 30 _display <"$xready" || { echo "entrypoint: Xvfb did not start" >&2; exit 1; }
+    rm -f "$xready"
+    /usr/libexec/at-spi-bus-launcher --launch-immediately >"$XDG_RUNTIME_DIR/at-spi.log" 2>&1 &
+    xsetroot -solid '#3b4a5a' || true
+    exec openbox --sm-disable >"$XDG_RUNTIME_DIR/openbox.log" 2>&1
+) &
+
+cd "$HOME"
+GUEST_TOKEN="$token" PYTHONPATH=/opt/guest exec python3 -m guest
