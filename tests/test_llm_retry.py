@@ -176,3 +176,14 @@ async def test_failover_routes_around_a_failing_endpoint():
     assert stats["run"]["failures"] == 0
     assert stats["endpoints"]["bad-key/sim-model"]["disabled"].startswith("auth")
     assert len(good.records) <= 1 and len(other.records) == 6
+
+
+async def test_503_with_retry_after_waits_as_asked():
+    policy = scripted(SimFault(503, "overloaded", retry_after=0.3))
+    async with SimServer(SimConfig(policy=policy)) as sim:
+        client = sim_client(sim)
+        await client.complete(MSG)
+        await client.aclose()
+    first, second = sim.records
+    assert (first.status, second.status) == (503, 200)
+    assert second.t - first.t >= 0.3

@@ -290,7 +290,8 @@ class LLMClient:
                         status=failure.status) from e
                 # A rate limit pauses the endpoint itself (Retry-After); other errors back off here
                 # and prefer another endpoint next time.
-                delay = 0.0 if failure.kind == "rate_limit" else backoff
+                delay = 0.0 if failure.kind == "rate_limit" else max(
+                    backoff, self.retry.clamp_retry_after(failure.retry_after or 0.0))
                 if failure.kind != "rate_limit":
                     avoid = {ep.name}
                 log.info("LLM retry %d/%d for %s after %s (%s); waiting %.2fs", attempt,

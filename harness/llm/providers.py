@@ -123,6 +123,8 @@ class Endpoint:
         if "max_tokens" in kwargs and cfg.max_tokens_param != "max_tokens":
             kwargs[cfg.max_tokens_param] = kwargs.pop("max_tokens")
         extra = kwargs.pop("extra_body", None) or None
+        if kwargs.get("n") == 1:
+            del kwargs["n"]  # the default; some compatible servers reject the parameter outright
         with anyio.fail_after(cfg.timeout_s + 1):  # backstop over the SDK's per-phase timeouts
             raw = await self.sdk.chat.completions.with_raw_response.create(
                 model=self.served_model, extra_body=extra, timeout=cfg.timeout_s, **kwargs
