@@ -111,5 +111,6 @@ async def content_from_vm_file(guest: Guest, spec: GetterSpec, ctx: TaskContext)
     if data is None:
         return None
     target = ctx.work_path(posixpath.basename(path))
+    await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
     await anyio.Path(target).write_bytes(data)
     return await anyio.to_thread.run_sync(last_row_as_strings, str(target), limiter=ctx.run.cpu)

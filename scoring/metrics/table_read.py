@@ -116,11 +116,18 @@ def last_row_as_strings(path: str) -> list[str]:
     if f is None or not f.rows:
         raise ValueError(f"{path}: no data rows")
 
-    def text(v: Any) -> str:
+    out = []
+    for col, v in enumerate(f.rows[-1]):
+        column = [row[col] for row in f.rows]
+        numeric = all((isinstance(x, int | float) and not isinstance(x, bool)) or x is None for x in column)
+        as_float = numeric and any(isinstance(x, float) or x is None for x in column)  # pandas: float64 column
+        dates = all(isinstance(x, datetime) or x is None for x in column) and any(x is not None for x in column)
         if v is None:
-            return "nan"
-        if isinstance(v, datetime):
-            return v.strftime("%Y-%m-%d %H:%M:%S")
-        return str(v)
-
-    return [text(v) for v in f.rows[-1]]
+            out.append("NaT" if dates else "nan")
+        elif isinstance(v, datetime):
+            out.append(v.strftime("%Y-%m-%d %H:%M:%S"))
+        elif as_float:
+            out.append(str(float(v)))
+        else:
+            out.append(str(v))
+    return out
