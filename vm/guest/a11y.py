@@ -62,8 +62,9 @@ class Accessibility:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    async def tree_xml(self) -> str:
-        return await self._call(self._tree_xml)
+    async def tree_xml(self, *, full: bool = False) -> str:
+        """The tree as XML; `full` also walks inside hidden widgets (closed menus), as OSWorld does."""
+        return await self._call(self._tree_xml, full)
 
     async def terminal_text(self) -> str | None:
         return await self._call(self._terminal_text)
@@ -98,13 +99,13 @@ class Accessibility:
                 break
             ctx.iteration(False)
 
-    def _tree_xml(self) -> str:
+    def _tree_xml(self, full: bool) -> str:
         pyatspi = self._pyatspi()
         try:
             desktop = pyatspi.Registry.getDesktop(0)
         except Exception as e:
             raise Unavailable(f"AT-SPI registry is not reachable ({e})") from e
-        walk = _Walk(pyatspi)
+        walk = _Walk(pyatspi, full=full)
         root = walk.node(desktop, 0)
         return ET.tostring(root, encoding="unicode")
 
@@ -166,18 +167,18 @@ def _find(node: Any, pred: Any, depth: int = 0) -> Any:
 
 def _text(node: Any) -> str:
     try:
-        text = node.queryText()
-        raw = text.getText(0, min(text.characterCount, MAX_TEXT))
+        raw = node.queryText().getText(0, -1)  # -1: to the end, one D-Bus call instead of two
     except Exception:
         return ""
-    return _clean(raw.replace("\ufffc", "").replace("\ufffd", ""))
+    return _clean(raw[:MAX_TEXT].replace("\ufffc", "").replace("\ufffd", ""))
 
 
 class _Walk:
     """One walk of the tree, with a node budget and a time budget."""
 
-    def __init__(self, pyatspi: Any) -> None:
+    def __init__(self, pyatspi: Any, *, full: bool) -> None:
         self.pyatspi = pyatspi
+        self.full = full
         self.count = 0
         self.deadline = time.monotonic() + WALK_BUDGET_S
         self._state_names: dict[Any, str] = {}
@@ -233,6 +234,9 @@ class _Walk:
             elem.text = text
         if depth >= MAX_DEPTH or self.count >= MAX_NODES or time.monotonic() > self.deadline:
             return elem
+        hidden = "Component" in interfaces and attrs.get(f"{{{st}}}showing") != "true"
+        if hidden and depth >= 2 and not self.full:  # depth 0-1: desktop and applications
+            return elem  # a hidden widget (closed menu, background tab): nothing in it is on screen
         for child in self._child_nodes(acc, interfaces, extents):
             if self.count >= MAX_NODES:
                 break

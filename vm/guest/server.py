@@ -107,7 +107,8 @@ class Guest:
         return web.Response(body=png, content_type="image/png")
 
     async def accessibility(self, request: web.Request) -> web.Response:
-        return web.json_response({"AT": await self.a11y.tree_xml()})
+        full = request.query.get("full", "") in ("1", "true")
+        return web.json_response({"AT": await self.a11y.tree_xml(full=full)})
 
     async def terminal(self, request: web.Request) -> web.Response:
         # OSWorld's SetupController polls this as a liveness probe: answer 200 even without AT-SPI.

@@ -8,6 +8,8 @@
 set -eu
 
 if [ "$(id -u)" = 0 ]; then
+    # --network none leaves the hostname unresolvable, which makes every sudo complain and stall.
+    grep -qw "$(hostname)" /etc/hosts 2>/dev/null || echo "127.0.1.1 $(hostname)" >>/etc/hosts || true
     listen="${GUEST_LISTEN:-unix:/run/guest/guest.sock}"
     case "$listen" in
         unix:*) sockdir="$(dirname "${listen#unix:}")"
@@ -20,6 +22,9 @@ fi
 export DISPLAY=:0
 export XDG_RUNTIME_DIR="/tmp/runtime-$(id -un)"
 export XDG_SESSION_TYPE=x11
+# xdg-open then hands files to `gio open`, which honours ~/.config/mimeapps.list (the generic
+# fallback would open text files with run-mailcap in a terminal).
+export XDG_CURRENT_DESKTOP=XFCE
 export XAUTHORITY="$HOME/.Xauthority"
 # Accessibility on for GTK (GTK 3 has the bridge built in and skips these names) and LibreOffice.
 export GTK_MODULES=gail:atk-bridge
