@@ -1,10 +1,11 @@
 """`python -m harness bench sandbox`: start N desktop sandboxes concurrently and measure them.
 
 Per sandbox: start-to-ready seconds (container create -> guest /health 200), reset seconds
-(recreate: remove the container, start a fresh one, ready), screenshot / accessibility /
-execute latency (one unmeasured warm-up call, then `--samples` measured calls, one sandbox at a
-time so the numbers are per-sandbox latency, not contention), and resident memory of the idle
-sandbox from its cgroup (usage minus page cache). Every container is removed at the end,
+(recreate: remove the container, start a fresh one, ready), resident memory of the idle
+sandbox from its cgroup (usage minus page cache), then, with mousepad open in every sandbox (an
+empty desktop's accessibility tree is one node), screenshot / accessibility / execute latency:
+one unmeasured warm-up call, then `--samples` measured calls, one sandbox at a time so the
+numbers are per-sandbox latency, not contention. Every container is removed at the end,
 whatever happens (error, Ctrl-C).
 """
 
@@ -33,6 +34,12 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--debootstrap", action="store_true", help="build the image on a debootstrap base if missing")
     p.add_argument("--samples", type=int, default=5, help="measured calls per sandbox and kind (default 5)")
     p.add_argument("--max-starting", type=int, default=4, help="container starts in flight (default 4)")
+    p.add_argument(
+        "--compare-reset",
+        type=int,
+        metavar="ROUNDS",
+        help="instead: time recreate vs an in-place reset and check whether in-place restores the state",
+    )
     p.set_defaults(func=_main)
 
 
@@ -42,6 +49,14 @@ def _main(args: argparse.Namespace) -> int:
     if args.sessions < 1 or args.samples < 1 or args.max_starting < 1:
         print("error: --sessions, --samples and --max-starting must be >= 1", file=sys.stderr)
         return 2
+    if args.compare_reset:
+        from harness.aio import run as run_async
+
+        report = run_async(compare_reset, args.compare_reset, args.debootstrap)
+        print(json.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
     result = run(bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap)
     print_table(result)
     if args.json:
@@ -72,7 +87,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
 
     tag = await ensure_image(debootstrap=True if debootstrap else None)
     run_id = f"bench-{secrets.token_hex(4)}"
-    m: dict[str, list[float]] = {k: [] for k in ("start", "reset", "screenshot", "accessibility", "execute", "rss")}
+    m: dict[str, list[float]] = {k: [] for k in ("start", "reset", "screenshot", "accessibility", "execute", "rss", "rss_app")}
     errors: list[str] = []
     concurrent_observe_s: float | None = None
     boxes: list[DockerSandbox] = []
@@ -101,7 +116,32 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
                 for i in range(sessions):
                     tg.start_soon(start_one, i)
             all_ready_s = anyio.current_time() - t0
-            print(f"{len(boxes)}/{sessions} ready in {all_ready_s:.1f}s; measuring latency ...", flush=True)
+            print(f"{len(boxes)}/{sessions} ready in {all_ready_s:.1f}s", flush=True)
+
+            for box in boxes:  # idle: started, nothing opened yet
+                try:
+                    rss = await provider.memory_bytes(box)
+                    if rss is not None:
+                        m["rss"].append(rss / 2**20)
+                except Exception as e:
+                    failed(f"memory of {box.name}", e)
+
+            # Latency on an empty desktop flatters accessibility (the tree is one node): open an
+            # editor in every sandbox first, as a task's setup would, and measure with it open.
+            print(f"opening mousepad in {len(boxes)} sandboxes, then measuring latency ...", flush=True)
+
+            async def open_editor(box: DockerSandbox) -> None:
+                try:
+                    await box.guest.launch(["mousepad"])
+                    with anyio.fail_after(60):
+                        while "Mousepad" not in (await box.guest.accessibility() or ""):  # noqa: ASYNC110
+                            await anyio.sleep(0.2)
+                except (SandboxError, TimeoutError) as e:
+                    failed(f"opening mousepad in {box.name}", e)
+
+            async with anyio.create_task_group() as tg:
+                for box in boxes:
+                    tg.start_soon(open_editor, box)
 
             for box in boxes:
                 ops = {
@@ -135,11 +175,11 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
                         tg.start_soon(observe_one, box)
                 concurrent_observe_s = anyio.current_time() - s
 
-            for box in boxes:  # idle now: the guest has served every kind of request once
+            for box in boxes:  # for the table only: the footprint with an editor open
                 try:
                     rss = await provider.memory_bytes(box)
                     if rss is not None:
-                        m["rss"].append(rss / 2**20)
+                        m["rss_app"].append(rss / 2**20)
                 except Exception as e:
                     failed(f"memory of {box.name}", e)
 
@@ -184,6 +224,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
         "samples": samples,
         "max_starting": max_starting,
         "all_ready_s": round(all_ready_s, 2),
+        "rss_app_mb": {"p50": percentile(m["rss_app"], 50), "max": max(m["rss_app"], default=None)},
         "concurrent_observe_s": None if concurrent_observe_s is None else round(concurrent_observe_s, 2),
         "errors": errors,
     }
@@ -206,6 +247,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("accessibility (ms)", s["accessibility_ms"], "p95", "p50 <= 500"),
         ("execute `true` (ms)", s["execute_ms"], "p95", ""),
         ("idle memory (MB)", s["rss_mb"], "max", "p50 <= 250"),
+        ("memory, mousepad open (MB)", _round(result["rss_app_mb"], 1), "max", ""),
     ]
     for name, vals, hi, target in rows:
         table.add_row(name, _fmt(vals["p50"]), _fmt(vals[hi]), target)
@@ -220,5 +262,98 @@ def print_table(result: dict[str, Any]) -> None:
         console.print(f"[red]failure:[/red] {err}", markup=True, highlight=False)
 
 
+def _round(d: dict[str, float | None], digits: int) -> dict[str, float | None]:
+    return {k: None if v is None else round(v, digits) for k, v in d.items()}
+
+
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:g}"
+
+
+# --- recreate vs in-place reset (docs/design/pool.md) ----------------------------------------------
+
+# What a task may leave behind, in kinds: an app (mousepad with typed text), files in $HOME and
+# /tmp, and X server state (the root window colour, as a wallpaper change would do).
+_DIRTY = """
+mousepad >/dev/null 2>&1 &
+for i in $(seq 50); do wmctrl -l | grep -q Mousepad && break; sleep 0.1; done
+xdotool type --delay 1 'unsaved work'
+mkdir -p ~/Desktop && echo report > ~/Desktop/report.txt && echo junk > /tmp/junk.txt
+xsetroot -solid '#aa0000'
+"""
+
+# In-place reset: kill every user process that was not there at the clean snapshot, restore
+# $HOME from a tarball taken at the snapshot, remove /tmp entries that were not there.
+_SNAPSHOT = """
+for i in $(seq 100); do wmctrl -m >/dev/null 2>&1 && break; sleep 0.05; done  # the desktop has settled
+ps -u user -o pid= | tr -d ' ' | sort > /tmp/.clean-pids
+ls -A /tmp | sort > /tmp/.clean-tmp
+tar -C /home/user -cf /tmp/.clean-home.tar .
+"""
+_INPLACE = """
+for pid in $(ps -u user -o pid= | tr -d ' ' | sort | comm -23 - /tmp/.clean-pids); do
+    [ "$pid" = $$ ] || kill -9 "$pid" 2>/dev/null
+done
+find /home/user -mindepth 1 -delete && tar -C /home/user -xf /tmp/.clean-home.tar
+ls -A /tmp | sort | comm -23 - /tmp/.clean-tmp | grep -v '^.clean-' | sed 's|^|/tmp/|' | xargs -r rm -rf
+for i in $(seq 50); do [ -z "$(wmctrl -l)" ] && break; sleep 0.05; done
+"""
+# The state compared: user processes (by name), files under $HOME and /tmp (minus the session's
+# own logs and sockets in the runtime dir), windows, root window properties, and the screen itself
+# (cursor parked first).
+_FINGERPRINT = """
+xdotool mousemove 5 5
+echo procs $(ps -u user -o comm= | sort | grep -v -e '^ps$' -e '^sh$' -e '^sort$' -e '^bash$' | sha256sum)
+echo files $(find /home/user /tmp -xdev ! -name '.clean-*' ! -path '/tmp/runtime-user/*' -printf '%p %s\n' 2>/dev/null | sort | sha256sum)
+echo windows $(wmctrl -l | sha256sum)
+echo rootprops $(xprop -root | grep -v -e _NET_ACTIVE_WINDOW -e _NET_CLIENT_LIST | sha256sum)
+"""
+
+
+async def _fingerprint(box: Any) -> dict[str, str]:
+    import hashlib
+
+    out = (await box.run(_FINGERPRINT, shell=True)).output
+    prints = {line.split(" ", 1)[0]: line.split(" ", 2)[1] for line in out.splitlines() if " " in line}
+    prints["screen"] = hashlib.sha256(await box.guest.screenshot()).hexdigest()
+    return prints
+
+
+async def compare_reset(rounds: int, debootstrap: bool = False) -> dict[str, Any]:
+    """Time both resets over `rounds` and say which parts of the state each one restores."""
+    from vm.docker import DockerProvider, DockerSettings
+    from vm.image.build import ensure_image
+
+    tag = await ensure_image(debootstrap=True if debootstrap else None)
+    recreate_s: list[float] = []
+    inplace_s: list[float] = []
+    restored: dict[str, int] = {}
+    async with DockerProvider(DockerSettings(image=tag), run_id=f"bench-reset-{secrets.token_hex(3)}") as provider:
+        box = await provider.start()
+        await box.run(_SNAPSHOT, shell=True)
+        clean = await _fingerprint(box)
+        for _ in range(rounds):
+            await box.run(_DIRTY, shell=True)
+            s = anyio.current_time()
+            result = await box.run(_INPLACE, shell=True)
+            inplace_s.append(anyio.current_time() - s)
+            if not result.ok:
+                raise SandboxError(f"in-place reset script failed: {result.error.strip()[-300:]}")
+            after = await _fingerprint(box)
+            for key, value in clean.items():
+                restored[key] = restored.get(key, 0) + (after.get(key) == value)
+
+            s = anyio.current_time()
+            await provider.stop(box)
+            box = await provider.start()
+            recreate_s.append(anyio.current_time() - s)
+            await box.run(_SNAPSHOT, shell=True)
+            fresh = await _fingerprint(box)
+            restored["recreate_screen"] = restored.get("recreate_screen", 0) + (fresh["screen"] == clean["screen"])
+            clean = fresh
+    return {
+        "rounds": rounds,
+        "recreate_s": _p(recreate_s, 3),
+        "inplace_s": _p(inplace_s, 3),
+        "inplace_restored_of_rounds": restored,
+    }
