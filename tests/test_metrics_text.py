@@ -117,3 +117,25 @@ def test_run_sqlite3_reads_a_copy_read_only(tmp_path: Path) -> None:
     assert run_sqlite3(str(db), {"sql": "select count(*) from t where url like '%nope%'"}) == 0.0
     with pytest.raises(sqlite3.OperationalError):
         run_sqlite3(str(db), {"sql": "delete from t"})
+
+
+def test_check_thunderbird_prefs(tmp_path: Path) -> None:
+    from scoring.metrics.apps import check_thunderbird_prefs
+
+    prefs = w(tmp_path, "prefs.js", '// Mozilla User Preferences\nuser_pref("mail.spellcheck.inline", false);\n'
+                                    'user_pref("mailnews.default_sort_order", 2);\n')
+    rule = {"expect": {"mail.spellcheck.inline": {"method": "eq", "ref": False}},
+            "unexpect": {"mailnews.default_sort_order": {"method": "eq", "ref": 1}}}
+    assert check_thunderbird_prefs(prefs, rule) == 1.0
+    rule["unexpect"]["mailnews.default_sort_order"]["ref"] = 2
+    assert check_thunderbird_prefs(prefs, rule) == 0.0
+    assert check_thunderbird_prefs(prefs, {"expect": {"absent.key": {"method": "eq", "ref": 1}}}) == 0.0
+
+
+def test_check_config_status_for_gimp_config(tmp_path: Path) -> None:
+    from scoring.metrics.apps import check_config_status
+
+    cfg = w(tmp_path, "sessionrc", "# GIMP sessionrc\n\n(hide-docks yes)\n(session-info \"toplevel\" no)\n")
+    assert check_config_status(cfg, {"key": "hide-docks", "value": "yes"}) == 1.0
+    assert check_config_status(cfg, {"key": "hide-docks", "value": "no"}) == 0.0
+    assert check_config_status(cfg, {"key": ["session-info", '"toplevel"'], "value": "no"}) == 1.0

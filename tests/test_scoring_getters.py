@@ -111,3 +111,15 @@ def test_unknown_getter_is_reported_by_name() -> None:
     assert check_getter(spec(type="active_tab_html_parse")) == ["getter:active_tab_html_parse"]
     assert check_getter(spec(type="vm_file", multi=True, path=["a"], dest="a")) == [
         "getter:vm_file[multi needs equal-length path and dest lists]"]
+
+
+async def test_app_config_getters_read_from_the_users_home(tmp_path: Path) -> None:
+    guest = FakeGuest(files={"/home/user/.config/GIMP/2.10/sessionrc": b"(hide-docks yes)\n",
+                             "/home/user/.config/vlc/vlcrc": b"qt-minimal-view=1\n"})
+    ctx = ctx_for(tmp_path)
+    gimp = await fetch_state(spec(type="gimp_config_file", file_name="sessionrc", dest="sessionrc"), guest, ctx)
+    vlc = await fetch_state(spec(type="vlc_config", dest="vlcrc"), guest, ctx)
+    assert await anyio.Path(gimp).read_text() == "(hide-docks yes)\n"
+    assert await anyio.Path(vlc).read_text() == "qt-minimal-view=1\n"
+    with pytest.raises(NothingFound):
+        await fetch_state(spec(type="gimp_config_file", file_name="gimprc", dest="gimprc"), guest, ctx)

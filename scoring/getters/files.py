@@ -114,3 +114,30 @@ async def content_from_vm_file(guest: Guest, spec: GetterSpec, ctx: TaskContext)
     await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
     await anyio.Path(target).write_bytes(data)
     return await anyio.to_thread.run_sync(last_row_as_strings, str(target), limiter=ctx.run.cpu)
+
+
+async def _home_file(guest: Guest, ctx: TaskContext, relative: str, dest: str) -> str | None:
+    data = await guest.download(ctx.guest_path(relative))
+    if data is None:
+        return None
+    target = ctx.work_path(dest)
+    await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(target).write_bytes(data)
+    return str(target)
+
+
+def _needs(*keys: str):
+    return lambda s: [f"{k} is required" for k in keys if not isinstance(s.get(k), str) or not s.get(k)]
+
+
+@getter("gimp_config_file", check=_needs("file_name", "dest"))
+async def gimp_config_file(guest: Guest, spec: GetterSpec, ctx: TaskContext) -> str | None:
+    """A GIMP 2.10 config file (`~/.config/GIMP/2.10/<file_name>`) saved as `dest`."""
+    extra = spec.model_extra or {}
+    return await _home_file(guest, ctx, f"~/.config/GIMP/2.10/{extra['file_name']}", str(spec.dest))
+
+
+@getter("vlc_config", check=_needs("dest"))
+async def vlc_config(guest: Guest, spec: GetterSpec, ctx: TaskContext) -> str | None:
+    """VLC's `~/.config/vlc/vlcrc` saved as `dest`."""
+    return await _home_file(guest, ctx, "~/.config/vlc/vlcrc", str(spec.dest))
