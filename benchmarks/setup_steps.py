@@ -126,7 +126,10 @@ async def _launch(p: LaunchParams, guest: Guest, ctx: TaskContext) -> None:
     if not command:
         raise TaskError("command: empty")
     if not p.shell and isinstance(command, str):
-        command = shlex.split(command)  # upstream splits on spaces; shlex also honours quotes
+        try:
+            command = shlex.split(command)  # upstream splits on spaces; shlex also honours quotes
+        except ValueError as e:
+            raise TaskError(f"command: {e}") from e
     await guest.launch(command, shell=p.shell)
 
 
@@ -211,8 +214,10 @@ async def run_setup(steps: Sequence[SetupStep | Mapping[str, Any]], guest: Guest
             raise SandboxError(f"{where}: no result within {ctx.run.step_timeout:g} s") from e
         except HarnessError:
             raise
-        except (OSError, ValueError) as e:
+        except OSError as e:  # host or guest I/O
             raise SandboxError(f"{where}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # anything else fails this task, never the run
+            raise TaskError(f"{where}: {type(e).__name__}: {e}") from e
 
 
 async def run_task_setup(task: Task, guest: Guest, ctx: RunContext | TaskContext) -> TaskContext:

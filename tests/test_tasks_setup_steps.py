@@ -99,6 +99,16 @@ async def test_host_paths_cannot_escape_the_assets_folder(tmp_path: Path, url: s
     assert guest.files == {}
 
 
+async def test_symlinks_out_of_the_assets_folder_are_refused(tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (tmp_path / "secret.txt").write_text("no")
+    (assets / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(TaskError, match="escapes"):
+        await run_setup([{"type": "upload_file", "parameters": {"files": [{"local_path": "link.txt", "path": "x"}]}}],
+                        FakeGuest(), make_ctx(tmp_path, assets=assets))
+
+
 async def test_missing_asset_and_unknown_type_are_task_errors_naming_the_step(tmp_path: Path) -> None:
     (tmp_path / "assets").mkdir()
     ctx = make_ctx(tmp_path, assets=tmp_path / "assets")
