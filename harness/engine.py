@@ -17,6 +17,7 @@ import anyio
 
 from harness.config import RunConfig
 from harness.errors import HarnessError, SandboxError, TaskError
+from harness.state_restore import PoolSource
 from harness.task_env import SandboxTaskEnv
 from search.agent import Agent, Outcome
 
@@ -106,36 +107,52 @@ class Engine:
 
     async def _attempt(self, task: Any, attempt: Any) -> dict[str, Any]:
         with anyio.fail_after(self.config.task_timeout):
-            async with self.pool.sandbox() as box:
+            box = await self.pool.acquire()
+            # The env owns the sandbox from here: a search agent may swap it for a fresh one (final
+            # replay) and fork more from the pool; aclose gives all of them back, on every path.
+            env = SandboxTaskEnv(
+                task, box, attempt, max_steps=self.config.max_steps,
+                observe_accessibility=self.config.observation_type != "screenshot",
+                sandboxes=PoolSource(self.pool, lambda b: self._setup(task, b.guest, self._ctx)),
+                evaluator=lambda guest, actions: self._evaluate(task, guest, actions, self._ctx),
+                run_dir=getattr(self.store, "run_dir", None))
+            try:
                 try:
                     await self._setup(task, box.guest, self._ctx)
                 except TaskError as e:
                     return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
-                env = SandboxTaskEnv(task, box, attempt, max_steps=self.config.max_steps,
-                                     observe_accessibility=self.config.observation_type != "screenshot")
-                try:
-                    outcome = await self.agent.solve(task, env)
-                except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
-                    raise
-                except Exception as e:  # the agent's or the model's fault: this task scores 0
-                    log.exception("task %s/%s: agent error", task.domain, task.id)
-                    outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
-                base = {
-                    "steps": outcome.steps or env.step_count,
-                    "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
-                    "cost_usd": outcome.cost_usd,
-                    "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
-                }
-                if outcome.error:
-                    return {**base, "score": 0.0, "error": outcome.error}
-                try:
-                    evaluation = await self._evaluate(task, box.guest, outcome.actions, self._ctx)
-                except HarnessError:
-                    raise
-                except Exception as e:  # an evaluator bug must not end the run
-                    log.exception("task %s/%s: evaluator error", task.domain, task.id)
-                    return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}"}
-                return {**base, "score": float(evaluation.score), "evaluation": evaluation.details}
+                return await self._solve_and_score(task, env)
+            finally:
+                await env.aclose()
+
+    async def _solve_and_score(self, task: Any, env: SandboxTaskEnv) -> dict[str, Any]:
+        try:
+            outcome = await self.agent.solve(task, env)
+        except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
+            raise
+        except Exception as e:  # the agent's or the model's fault: this task scores 0
+            log.exception("task %s/%s: agent error", task.domain, task.id)
+            outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
+        base = {
+            "steps": outcome.steps or env.step_count,
+            "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
+            "cost_usd": outcome.cost_usd,
+            "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
+        }
+        if outcome.error:
+            return {**base, "score": 0.0, "error": outcome.error}
+        try:
+            # An agent that already scored the final state (re-replay rule) is not scored twice:
+            # postconfig steps may change the desktop.
+            evaluation = env.current_evaluation()
+            if evaluation is None:
+                evaluation = await self._evaluate(task, env.sandbox.guest, outcome.actions, self._ctx)
+        except HarnessError:
+            raise
+        except Exception as e:  # an evaluator bug must not end the run
+            log.exception("task %s/%s: evaluator error", task.domain, task.id)
+            return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}"}
+        return {**base, "score": float(evaluation.score), "evaluation": evaluation.details}
 
     async def _finish(self, task: Any, result: dict[str, Any]) -> None:
         result.setdefault("error", None)
