@@ -171,11 +171,12 @@ async def test_guest_rejects_requests_without_the_token(guest):
 
 
 async def test_guest_execute_returns_output_and_code_with_home_expanded(guest):
+    home_x = str(Path.home() / "x")
     body = {"command": ["sh", "-c", 'echo "$0"; echo oops >&2; exit 3', "~/x"], "shell": False}
     async with guest.post("http://guest/execute", json=body, headers=AUTH) as r:
         result = await r.json()
     assert r.status == 200
-    assert result == {"status": "success", "output": os.path.expanduser("~/x") + "\n", "error": "oops\n", "returncode": 3}
+    assert result == {"status": "success", "output": home_x + "\n", "error": "oops\n", "returncode": 3}
 
 
 async def test_guest_slow_command_times_out_while_server_stays_responsive(guest):
@@ -192,6 +193,7 @@ async def test_guest_slow_command_times_out_while_server_stays_responsive(guest)
         assert r.status == 200
     assert time.monotonic() - t0 < 1.0
     elapsed, status, result = await task
+    assert status == 200
     assert 1.9 < elapsed < 5.0
     assert result["status"] == "error" and result["returncode"] == -1
     assert "timed out" in result["message"]
