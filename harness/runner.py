@@ -109,8 +109,11 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
                                           "observation_type": config.observation_type})
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
         provider = make_provider(config, run_id)
-        # Leftovers of a crashed earlier run of this harness are removed before we start new ones.
-        removed = await provider.gc(run_id=None)
+        if hasattr(provider, "aclose"):
+            stack.push_async_callback(provider.aclose)
+        # Leftovers of a crashed earlier run are removed before we start new ones; a live
+        # concurrent run's sandboxes are not (their owner process is alive).
+        removed = await provider.gc(run_id=None, stale_only=True)
         if removed:
             log.info("removed %d leftover sandbox(es) from an earlier run", removed)
         pool = await stack.enter_async_context(

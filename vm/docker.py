@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +39,33 @@ LABEL_MANAGED = "cua-harness.managed"
 LABEL_RUN = "cua-harness.run"
 LABEL_PROVIDER = "cua-harness.provider"
 LABEL_DIR = "cua-harness.dir"
+LABEL_OWNER = "cua-harness.owner"  # host/pid/start-time of the harness process that started it
+
+
+def _process_start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # Field 22 (starttime) follows the parenthesised command name, which may hold spaces.
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def owner_label() -> str:
+    """Identifies this process, so gc can tell a crashed run's containers from a live run's."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}/{pid}/{_process_start_time(pid) or '?'}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """True when the labelled owner is a live process on this host (pid reuse detected by start time)."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition("/")
+    pid, _, started = rest.partition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname()  # another host's containers are never ours to judge
+    return _process_start_time(int(pid)) == started
 GUEST_MOUNT = "/run/guest"
 SOCKET_NAME = "guest.sock"
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -286,6 +314,7 @@ class DockerProvider:
                 LABEL_RUN: self.run_id,
                 LABEL_PROVIDER: self.provider_id,
                 LABEL_DIR: str(self.runtime_dir / sid),
+                LABEL_OWNER: owner_label(),
                 "cua-harness.kind": self.profile.kind,
             },
         )
@@ -397,8 +426,8 @@ class DockerProvider:
 
     # --- cleanup ----------------------------------------------------------------------------------
 
-    async def gc(self, *, run_id: str | None = None) -> int:
-        return await gc_containers(run_id, docker=self.docker)
+    async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
+        return await gc_containers(run_id, docker=self.docker, stale_only=stale_only)
 
     async def aclose(self) -> None:
         """Remove every container this provider started (even half-started ones), then disconnect."""
@@ -425,9 +454,12 @@ def _make_sandbox_dir(path: Path) -> None:
     path.chmod(0o777)
 
 
-async def _remove_labeled(docker: aiodocker.Docker, labels: list[str]) -> int:
+async def _remove_labeled(docker: aiodocker.Docker, labels: list[str], *, stale_only: bool = False) -> int:
     with anyio.fail_after(30.0):
         found = await docker.containers.list(all=True, filters={"label": [f"{LABEL_MANAGED}=1", *labels]})
+    if stale_only:
+        # Only containers whose harness process is gone: a concurrent live run keeps its sandboxes.
+        found = [c for c in found if not owner_alive((c["Labels"] or {}).get(LABEL_OWNER))]
     removed = 0
 
     async def remove(container: Any) -> None:
@@ -449,16 +481,20 @@ async def _remove_labeled(docker: aiodocker.Docker, labels: list[str]) -> int:
     return removed
 
 
-async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker | None = None) -> int:
-    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given); return the count."""
+async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker | None = None,
+                        stale_only: bool = False) -> int:
+    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given); return the count.
+
+    `stale_only`: keep containers whose owning harness process is still alive on this host.
+    """
     labels = [f"{LABEL_RUN}={run_id}"] if run_id else []
     if docker is not None:
-        return await _remove_labeled(docker, labels)
+        return await _remove_labeled(docker, labels, stale_only=stale_only)
     try:
         client = aiodocker.Docker()
     except Exception as e:
         raise SandboxError(f"no Docker engine found (DOCKER_HOST or /var/run/docker.sock): {e}") from e
     try:
-        return await _remove_labeled(client, labels)
+        return await _remove_labeled(client, labels, stale_only=stale_only)
     finally:
         await client.close()

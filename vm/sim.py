@@ -275,5 +275,5 @@ class SimProvider:
         await sandbox.close()
         self.live.pop(sandbox.info.id, None)
 
-    async def gc(self, *, run_id: str | None = None) -> int:
+    async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
         return 0
