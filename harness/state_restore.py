@@ -116,7 +116,7 @@ class RestoreStats:
     """Counters for the search log and the report."""
 
     checkouts: int = 0
-    hits: int = 0  # checkouts whose sandbox already held the state: nothing replayed
+    hits: int = 0  # checkouts served by a cached sandbox already holding the state
     replayed: int = 0  # actions re-executed to reach cached-out states
     executed: int = 0  # new transitions run through leases
     fresh: int = 0  # sandboxes acquired from the pool and set up (grow + reset)
@@ -220,7 +220,7 @@ class StateRestore:
         keys = [action_key(a) for a in path]
         self.stats.checkouts += 1
         while True:
-            slot = self._deepest(keys)
+            slot = cached = self._deepest(keys)
             if slot is None:
                 slot = await self._fresh_slot()
             if slot is not None:
@@ -229,7 +229,7 @@ class StateRestore:
         slot.busy = True
         try:
             missing = path[len(slot.keys):]
-            if not missing:
+            if not missing and cached is not None:
                 self.stats.hits += 1
             for action in missing:
                 await slot.box.execute(action)

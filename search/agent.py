@@ -81,7 +81,7 @@ def register_agent(name: str, help: str) -> Callable[[AgentFactory], AgentFactor
 def _load_builtin_agents() -> None:
     import importlib
 
-    for module in ("search.oracle", "search.prompt_agent", "search.mcts_agent"):
+    for module in ("search.oracle", "search.prompt_agent", "search.mcts.agents"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
