@@ -8,7 +8,6 @@ import random
 
 import anyio
 import pytest
-from anyio.testing import wait_all_tasks_blocked
 
 from harness.errors import SandboxError
 from harness.state_restore import PoolSource, StateRestore
@@ -130,7 +129,7 @@ async def test_sandboxes_are_given_back_while_other_tasks_wait_for_capacity() ->
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(other_task)
-            await wait_all_tasks_blocked()
+            await anyio.wait_all_tasks_blocked()
             assert pool.stats().waiting == 1
             async with restore.at([C[0]]):
                 pass
