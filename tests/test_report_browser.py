@@ -1,0 +1,148 @@
+"""The run report rendered in headless Chromium: real runs in, assertions on the rendered pages.
+
+Screenshots of each page type are saved under the test's tmp dir and copied to /tmp/report-shots/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+
+from results.read import read_run
+from results.report import build_report
+from results.report.run_data import page_name
+from tests.test_report_support import (
+    chromium,
+    needs_chromium,
+    oracle_sim_run,
+    prompt_sim_run,
+    rmcts_tree,
+)
+
+pytestmark = needs_chromium
+
+ROWS = "document.querySelectorAll('#task-table tbody tr.task-row')"
+VISIBLE_ROWS = "Array.from(" + ROWS + ").filter(r => !r.hidden)"
+
+
+async def test_oracle_run_report_has_one_row_per_task_and_task_pages_show_their_screenshots(tmp_path: Path) -> None:
+    run_dir = await oracle_sim_run(tmp_path, tasks=6, domains=2)
+    result = await anyio.to_thread.run_sync(build_report, run_dir)
+    assert result.tasks == 6 and result.written == 6
+    view = read_run(run_dir)
+    async with chromium(tmp_path) as page:
+        await page.goto(result.index)
+        assert await page.eval(ROWS + ".length") == 6
+        ids = await page.eval("Array.from(" + ROWS + ").map(r => r.dataset.domain + '/' + r.dataset.id)")
+        assert sorted(ids) == sorted(f"{d}/{t}" for d, t in view.results)
+        assert await page.eval("document.getElementById('success-rate').textContent") == "100.0%"
+        # score by domain chart: one bar per domain plus the overall bar
+        assert await page.eval("document.querySelectorAll('#domain-chart .domain-bar').length") == 3
+        # domain filter
+        await page.eval("{ const s = document.getElementById('filter-domain'); s.value = 'sim1';"
+                        "s.dispatchEvent(new Event('change')) }")
+        assert await page.eval(VISIBLE_ROWS + ".map(r => r.dataset.domain)") == ["sim1"] * 3
+        await page.screenshot(tmp_path / "index-oracle.png")
+
+        # a task page: every step screenshot is shown and loads from the run folder
+        key = sorted(k for k in view.results if k[0] == "sim1")[0]  # a row the domain filter shows
+        task_dir = run_dir / key[0] / key[1]
+        pngs = sorted(p.name for p in task_dir.glob("step_*.png"))
+        assert len(pngs) == 3
+        await page.click(f'a[href="{page_name(key)}"]')
+        await page.wait_for("document.getElementById('trajectory') !== null")
+        images = await page.load_all_images()
+        shown = {img["src"].rsplit("/", 1)[-1] for img in images}
+        assert shown == set(pngs)
+        assert all(img["w"] == 1920 and img["h"] == 1080 for img in images), images
+        # every click of the oracle's solution is marked on the screen it was aimed at
+        assert await page.eval("document.querySelectorAll('#trajectory .mark').length") == 3
+        left = await page.eval("parseFloat(document.querySelector('#trajectory .mark').style.left)")
+        first_click = orjson.loads((task_dir / "traj.jsonl").read_bytes().splitlines()[0])["action"]
+        x = int(first_click.split("(")[1].split(",")[0])
+        assert left == pytest.approx(100 * x / 1920, abs=0.01)
+        assert "exact_match" in await page.eval("document.getElementById('evaluation').textContent")
+        await page.screenshot(tmp_path / "task-oracle.png")
+
+
+async def test_prompt_run_report_filters_failed_tasks_and_shows_model_reasoning_and_cost(tmp_path: Path) -> None:
+    run_dir = await prompt_sim_run(tmp_path, tasks=6)
+    view = read_run(run_dir)
+    failed = sorted(f"{d}/{t}" for (d, t), r in view.results.items() if r["score"] < 1)
+    assert 0 < len(failed) < 6, "the policy solves some tasks and fails others"
+    result = await anyio.to_thread.run_sync(build_report, run_dir)
+    async with chromium(tmp_path) as page:
+        await page.goto(result.index)
+        assert await page.eval(ROWS + ".length") == 6
+        await page.eval("{ const c = document.getElementById('filter-failed'); c.checked = true;"
+                        "c.dispatchEvent(new Event('change')) }")
+        shown = await page.eval(VISIBLE_ROWS + ".map(r => r.dataset.domain + '/' + r.dataset.id)")
+        assert sorted(shown) == failed
+        assert await page.eval("document.getElementById('filter-count').textContent") == f"{len(failed)} of 6 tasks"
+        # sort by score descending, then ascending (click the header twice)
+        await page.click("th[data-key=score]")
+        await page.eval("{ const c = document.getElementById('filter-failed'); c.checked = false;"
+                        "c.dispatchEvent(new Event('change')) }")
+        scores = await page.eval("Array.from(" + ROWS + ").map(r => parseFloat(r.dataset.score))")
+        assert scores == sorted(scores, reverse=True)
+        await page.click("th[data-key=score]")
+        scores = await page.eval("Array.from(" + ROWS + ").map(r => parseFloat(r.dataset.score))")
+        assert scores == sorted(scores)
+        # tokens and cost by model
+        model_row = await page.eval("Array.from(document.querySelectorAll('#model-table tbody td')).map(t => t.textContent)")
+        assert model_row[0] == "sim-model" and model_row[-1].startswith("$") and model_row[-1] != "$0.0000"
+        # the model's markup in replies is shown as text, never run
+        assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
+        await page.screenshot(tmp_path / "index-prompt.png")
+
+        failing = next(k for k, r in sorted(view.results.items()) if r["score"] < 1 and k[1].endswith("1"))
+        await page.goto(result.index.parent / page_name(failing))
+        text = await page.eval("document.getElementById('trajectory').innerText")
+        assert "I would press OK." in text and "parse_error" in text
+        assert "<script id=\"pwned\">" in text  # escaped markup is visible as text
+        assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
+        assert await page.eval("document.querySelector('#task-score').textContent") == "0.00"
+        await page.screenshot(tmp_path / "task-prompt.png")
+
+
+async def test_tree_view_shows_every_node_and_clicking_one_shows_its_screenshot_and_verdicts(tmp_path: Path) -> None:
+    run_dir = await oracle_sim_run(tmp_path, tasks=2, domains=1)
+    key = sorted(read_run(run_dir).results)[0]
+    task_dir = run_dir / key[0] / key[1]
+    tree = rmcts_tree(task_dir)
+    (task_dir / "tree.json").write_bytes(orjson.dumps(tree))
+    result = await anyio.to_thread.run_sync(build_report, run_dir)
+    async with chromium(tmp_path) as page:
+        await page.goto(result.index.parent / page_name(key))
+        assert await page.eval("document.querySelectorAll('#tree-svg .node').length") == len(tree["nodes"])
+        assert await page.eval("document.querySelectorAll('#tree-svg .node.chosen').length") == 4
+        assert await page.eval("document.querySelectorAll('#tree-svg .edge.chosen').length") == 3
+        radii = await page.eval("Array.from(document.querySelectorAll('#tree-svg .node circle')).map(c => +c.getAttribute('r'))")
+        assert radii[0] == max(radii)  # the root has the most visits
+        # the root is selected first; clicking node "2" shows its detail (and hides the root's)
+        assert await page.eval("getComputedStyle(document.getElementById('node-0')).display") == "block"
+        index_of_2 = await page.eval("Array.from(document.querySelectorAll('#tree-svg .node title'))"
+                                     ".findIndex(t => t.textContent.startsWith('2:'))")
+        await page.click(f'#tree-svg .node[data-node="{index_of_2}"] circle')
+        assert await page.eval("getComputedStyle(document.getElementById('node-0')).display") == "none"
+        detail = f"document.getElementById('node-{index_of_2}')"
+        assert await page.eval(f"getComputedStyle({detail}).display") == "block"
+        text = await page.eval(f"{detail}.innerText")
+        assert "pyautogui.doubleClick(100, 600)" in text and "0.380" in text and "−0.400" not in text
+        assert "-0.400" in text and "D" in text and "E" in text
+        images = await page.load_all_images()
+        assert images and all(img["w"] > 0 for img in images)
+        # the double click is marked on the parent's (root's) screen
+        assert await page.eval(f"{detail}.querySelectorAll('.mark.double').length") == 1
+        # node 1 carries judge reasons (one hostile) and a reflection
+        index_of_1 = await page.eval("Array.from(document.querySelectorAll('#tree-svg .node title'))"
+                                     ".findIndex(t => t.textContent.startsWith('1:'))")
+        await page.click(f'#tree-svg .node[data-node="{index_of_1}"] circle')
+        text = await page.eval(f"document.getElementById('node-{index_of_1}').innerText")
+        assert "Clicking the title bar does nothing" in text and "The dialog opened as intended." in text
+        assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
+        await page.eval("document.getElementById('tree-view').scrollIntoView()")
+        await page.screenshot(tmp_path / "task-tree.png")
