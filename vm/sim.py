@@ -107,6 +107,30 @@ class SimLatency:
     execute: float = 0.0
 
 
+@dataclass
+class SimCounters:
+    """Process-wide tallies of simulated operations. `bench engine` reads them to compute the bound
+    its utilization is measured against (simulated latency seconds per task)."""
+
+    starts: int = 0
+    observes: int = 0
+    executes: int = 0
+    latency_s: float = 0.0  # simulated latency slept, summed over all sandboxes
+
+    def reset(self) -> None:
+        self.starts = self.observes = self.executes = 0
+        self.latency_s = 0.0
+
+
+COUNTERS = SimCounters()
+
+
+async def _delay(seconds: float) -> None:
+    if seconds:
+        COUNTERS.latency_s += seconds
+        await anyio.sleep(seconds)
+
+
 class SimGuest:
     """The Guest Protocol over an in-memory filesystem and the scenario's state."""
 
@@ -216,8 +240,8 @@ class SimSandbox:
 
     async def observe(self, *, accessibility: bool = True) -> Observation:
         self.check()
-        if self.latency.observe:
-            await anyio.sleep(self.latency.observe)
+        COUNTERS.observes += 1
+        await _delay(self.latency.observe)
         w, h = self.size
         label = f"{self.scenario.name if self.scenario else 'idle'}:{self.state}"
         return Observation(_screenshot(w, h, label), _a11y(self.scenario, self.state, w, h) if accessibility else None, self.size)
@@ -227,8 +251,8 @@ class SimSandbox:
         code = action if isinstance(action, str) else str(action)
         if code.strip().upper() in _SPECIAL:
             return ExecResult(0)
-        if self.latency.execute:
-            await anyio.sleep(self.latency.execute)
+        COUNTERS.executes += 1
+        await _delay(self.latency.execute)
         if self.scenario is not None:
             self.state = self.scenario.next_state(self.state, code)
             self.files["/sim/state"] = self.state.encode()
@@ -263,8 +287,8 @@ class SimProvider:
         self.started = 0
 
     async def start(self) -> SimSandbox:
-        if self.latency.start:
-            await anyio.sleep(self.latency.start)
+        COUNTERS.starts += 1
+        await _delay(self.latency.start)
         sid = f"sim-{next(self._ids)}"
         box = SimSandbox(SandboxInfo(id=sid, provider="sim", run_id=self.run_id), self.screen_size, self.latency)
         self.live[sid] = box

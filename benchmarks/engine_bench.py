@@ -1,0 +1,346 @@
+"""`python -m harness bench engine`: how fast the harness itself is, and which limit binds.
+
+It writes a suite of simulated tasks (benchmarks/sim_suite.py), starts `llm-sim` in a separate
+process on loopback (its CPU is not the harness's) with `solver_policy` as the model, and runs the
+real engine (`harness.runner.execute_run`: run store, sandbox pool, agent, LLM client, scoring)
+in this process, while sampling event-loop lag. The policy reads the simulated app's state from
+the accessibility table in the request and answers with the scenario's next correct action, so
+every task of `chain-K` finishes in exactly K+1 model calls and the numbers measure the harness,
+not a model. Formulas and measured results: docs/design/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+POLICY = "benchmarks.engine_bench:solver_policy"
+_STATE = re.compile(r"(chain-\d+(?:-trap)?(?:-s\d+)?) state (\w+)")
+_REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- the model: runs inside the llm-sim process ------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _reply(scenario: str, state: str) -> str:
+    from vm.sim import Scenario
+
+    if state in ("goal", "trap"):
+        return "The app shows its goal state, so the task is complete.\n```DONE```"
+    action = Scenario.parse(scenario).correct_action(int(state))
+    return f"The app is in state {state}; its next control is at the marked spot.\n```python\n{action}\n```"
+
+
+def solver_policy(request: dict[str, Any]) -> str:
+    """llm-sim policy: the next solution action for the state shown in the last observation."""
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or []
+                                                             if isinstance(p, dict) and p.get("type") == "text"]
+        for text in parts:
+            m = _STATE.search(text)
+            if m:
+                return _reply(m.group(1), m.group(2))
+        break
+    return "I cannot see the app's state.\n```WAIT```"
+
+
+# ---- options and the bound ---------------------------------------------------------------------
+
+
+@dataclass
+class EngineBenchOptions:
+    sessions: int = 8
+    tasks: int = 16
+    agent: str = "prompt"
+    provider: str = "sim"
+    llm_latency_ms: float = 0.0
+    env_latency_ms: float = 0.0
+    rpm: int | None = None
+    steps: int = 3  # K of the chain-K scenarios: K clicks + DONE = K+1 model calls per task
+    max_in_flight: int | None = None  # the LLM client's in-flight cap; default: one per session
+    screen: tuple[int, int] = (1920, 1080)
+    work_dir: Path | None = None
+    keep: bool = False
+    progress: bool = False
+
+
+def compute_bound(*, sessions: int, tasks_done: int, llm_calls: int, env_latency_s: float,
+                  llm_latency_s: float, rpm: int | None, max_in_flight: int) -> dict[str, Any]:
+    """The most tasks/s the configured limits allow, per limit (docs/design/performance.md).
+
+    Per task: c = llm_calls / tasks model calls and E = env_latency_s / tasks seconds of simulated
+    sandbox latency (starts, observes, executes). A session runs its task's steps one after the
+    other, so a task holds its sandbox for at least c*X + E seconds (X = LLM latency):
+      sandboxes:      N / (c*X + E)
+      rpm:            (R / 60) / c
+      llm_in_flight:  M / (c*X)          (M = the client's in-flight cap)
+    The smallest binds. With zero latencies and no rpm there is no external bound (None): the
+    harness's own CPU is the limit, and `steps_per_s` is the number to read.
+    """
+    if not tasks_done:
+        return {"bound_tasks_per_s": None, "binding_limit": None, "bounds": {}}
+    c = llm_calls / tasks_done
+    per_task_s = c * llm_latency_s + env_latency_s / tasks_done
+    bounds: dict[str, float | None] = {
+        "sandboxes": sessions / per_task_s if per_task_s > 0 else None,
+        "rpm": rpm / 60 / c if rpm and c else None,
+        "llm_in_flight": max_in_flight / (c * llm_latency_s) if c and llm_latency_s > 0 else None,
+    }
+    finite = {k: v for k, v in bounds.items() if v is not None}
+    if not finite:
+        return {"bound_tasks_per_s": None, "binding_limit": "harness_cpu", "bounds": bounds,
+                "task_critical_path_s": per_task_s}
+    binding = min(finite, key=finite.__getitem__)
+    return {"bound_tasks_per_s": finite[binding], "binding_limit": binding, "bounds": bounds,
+            "task_critical_path_s": per_task_s}
+
+
+def _p(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class LoopLag:
+    """Samples how late a `sleep(interval)` wakes up: the loop's responsiveness under load."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.lags_ms: list[float] = []
+
+    async def run(self) -> None:
+        import anyio
+
+        while True:
+            t0 = time.perf_counter()
+            await anyio.sleep(self.interval)
+            self.lags_ms.append(max(0.0, (time.perf_counter() - t0 - self.interval) * 1000))
+
+
+# ---- llm-sim in its own process ----------------------------------------------------------------
+
+
+async def _start_llm_sim(opts: EngineBenchOptions, log_path: Path) -> tuple[Any, str]:
+    """Start `python -m harness llm-sim` on a free loopback port; (process, base URL)."""
+    import anyio
+
+    argv = [sys.executable, "-m", "harness", "llm-sim", "--host", "127.0.0.1", "--port", "0",
+            "--latency-ms", str(opts.llm_latency_ms), "--policy", POLICY]
+    if opts.rpm:
+        argv += ["--rpm", str(opts.rpm)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    log_file = log_path.open("wb")
+    try:
+        proc = await anyio.open_process(argv, stdout=-1, stderr=log_file, env=env, cwd=str(_REPO))
+    finally:
+        log_file.close()  # the child holds its own descriptor
+    buf = b""
+    try:
+        with anyio.fail_after(60):
+            while b"\n" not in buf:
+                chunk = await proc.stdout.receive()
+                buf += chunk
+    except (TimeoutError, anyio.EndOfStream) as e:
+        await _stop(proc)
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"llm-sim did not start (see {log_path}): {buf.decode(errors='replace')[:200]}") from e
+    m = re.search(r"listening on (http://\S+)", buf.decode(errors="replace"))
+    if not m:
+        await _stop(proc)
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"llm-sim printed no URL (see {log_path}): {buf[:200]!r}")
+    return proc, m.group(1)
+
+
+async def _stop(proc: Any) -> None:
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        if proc.returncode is None:
+            proc.terminate()
+            with anyio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await proc.aclose()
+
+
+async def _sim_stats(base_url: str) -> dict[str, Any]:
+    import aiohttp
+
+    root = base_url.rsplit("/v1", 1)[0]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with session.get(f"{root}/sim/stats") as r:
+            r.raise_for_status()
+            return await r.json()
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def _providers(url: str, opts: EngineBenchOptions, max_in_flight: int) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"name": "llm-sim", "kind": "openai-compatible", "base_url": url, "models": ["*"],
+                                "max_in_flight": max_in_flight, "timeout_s": 60 + opts.llm_latency_ms / 1000 * 3}
+    if opts.rpm:
+        endpoint["rpm"] = opts.rpm
+    return {"default_model": "sim-model", "endpoints": [endpoint]}
+
+
+async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
+    """Run the benchmark; returns the metrics (see `METRIC_KEYS`)."""
+    import anyio
+    import orjson
+
+    from benchmarks.sim_suite import write_sim_suite
+    from harness.config import make_config
+    from harness.runner import execute_run
+    from results.resume import scan_results
+    from vm import sim
+
+    work = Path(opts.work_dir) if opts.work_dir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir = work / "run"
+    if run_dir.exists():
+        raise FileExistsError(f"--work-dir {work}: holds a run directory from an earlier bench; use a fresh folder")
+    suite = await anyio.to_thread.run_sync(
+        functools.partial(write_sim_suite, work / "suite", tasks=opts.tasks, steps=opts.steps))
+    max_in_flight = opts.max_in_flight or max(1, opts.sessions)
+    proc, url = await _start_llm_sim(opts, work / "llm-sim.log")
+    try:
+        providers_file = work / "providers.json"
+        providers_file.write_bytes(orjson.dumps(_providers(url, opts, max_in_flight)))
+        config = make_config({
+            "benchmark": str(suite), "agent": opts.agent, "model": "sim-model", "provider": opts.provider,
+            "concurrency": opts.sessions, "run_dir": run_dir, "sim_latency_ms": opts.env_latency_ms,
+            "providers_file": str(providers_file), "quiet": not opts.progress,
+            "max_steps": max(15, opts.steps + 3), "screen_width": opts.screen[0], "screen_height": opts.screen[1],
+        }, source="bench engine")
+        sim.COUNTERS.reset()
+        lag = LoopLag()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lag.run)
+            code = await execute_run(config, show_summary=False)
+            tg.cancel_scope.cancel()
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        server = await _sim_stats(url)
+    finally:
+        await _stop(proc)
+    results = await anyio.to_thread.run_sync(scan_results, run_dir)
+    steps = sum(int(r.get("steps") or 0) for r in results.values())
+    solved = sum(1 for r in results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
+    llm_calls = int(server.get("status", {}).get("200", 0))
+    bound = compute_bound(sessions=opts.sessions, tasks_done=len(results), llm_calls=llm_calls,
+                          env_latency_s=sim.COUNTERS.latency_s, llm_latency_s=opts.llm_latency_ms / 1000,
+                          rpm=opts.rpm, max_in_flight=max_in_flight)
+    achieved = len(results) / wall if wall > 0 else 0.0
+    out = {
+        "tasks_per_hour": round(achieved * 3600, 1),
+        "steps_per_s": round(steps / wall, 1) if wall > 0 else 0.0,
+        "llm_calls_per_s": round(llm_calls / wall, 1) if wall > 0 else 0.0,
+        "utilization": round(achieved / bound["bound_tasks_per_s"], 4) if bound["bound_tasks_per_s"] else None,
+        "loop_lag_ms_p99": round(_p(lag.lags_ms, 0.99), 2),
+        "cpu_ms_per_step": round(cpu * 1000 / steps, 3) if steps else None,
+        "peak_rss_mb": round(rss_mb, 1),
+        "failures": opts.tasks - solved,
+        # context
+        "binding_limit": bound["binding_limit"],
+        "bound_tasks_per_hour": round(bound["bound_tasks_per_s"] * 3600, 1) if bound["bound_tasks_per_s"] else None,
+        "bounds_tasks_per_hour": {k: (round(v * 3600, 1) if v else None) for k, v in bound["bounds"].items()},
+        "task_critical_path_s": round(bound.get("task_critical_path_s") or 0.0, 3),
+        "loop_lag_ms_p50": round(_p(lag.lags_ms, 0.5), 2),
+        "loop_lag_ms_max": round(max(lag.lags_ms, default=0.0), 2),
+        "loop_lag_samples": len(lag.lags_ms),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "tasks_done": len(results),
+        "steps": steps,
+        "llm_calls": llm_calls,
+        "llm_server_requests": server.get("requests"),
+        "llm_server_429": server.get("rate_limited"),
+        "sim_env_ops": {"starts": sim.COUNTERS.starts, "observes": sim.COUNTERS.observes,
+                        "executes": sim.COUNTERS.executes, "latency_s": round(sim.COUNTERS.latency_s, 3)},
+        "run_exit_code": code,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "max_in_flight": max_in_flight,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "work_dir": str(work),
+    }
+    if not opts.keep and not opts.work_dir:
+        await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, ignore_errors=True))
+    return out
+
+
+METRIC_KEYS = ("tasks_per_hour", "steps_per_s", "llm_calls_per_s", "utilization", "loop_lag_ms_p99",
+               "cpu_ms_per_step", "peak_rss_mb", "failures")
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("engine", help="the run engine at scale: sim sandboxes + llm-sim (separate process)",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--sessions", type=int, default=8, help="concurrent tasks (= sandboxes)")
+    p.add_argument("--tasks", type=int, default=16, help="simulated tasks in the suite")
+    p.add_argument("--agent", default="prompt", help="prompt | rmcts (any registered model agent)")
+    p.add_argument("--provider", choices=["sim", "docker"], default="sim")
+    p.add_argument("--llm-latency-ms", type=float, default=0.0, help="llm-sim reply latency (fixed)")
+    p.add_argument("--env-latency-ms", type=float, default=0.0, help="sim sandbox latency of each start/observe/execute")
+    p.add_argument("--rpm", type=int, default=None, help="requests/min limit of llm-sim and of our client")
+    p.add_argument("--steps", type=int, default=3, help="correct actions per simulated task (K of chain-K)")
+    p.add_argument("--max-in-flight", type=int, default=None, help="LLM client in-flight cap (default: sessions)")
+    p.add_argument("--work-dir", type=Path, default=None, help="keep suite, run directory and llm-sim log here")
+    p.add_argument("--progress", action="store_true", help="show the run's progress display (measured too)")
+    p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the metrics here")
+    p.set_defaults(func=_cli)
+
+
+def _table(result: dict[str, Any]) -> str:
+    rows = [*METRIC_KEYS, "binding_limit", "bound_tasks_per_hour", "wall_s", "tasks_done", "steps", "llm_calls",
+            "loop_lag_ms_p50", "loop_lag_ms_max", "cpu_s"]
+    return "\n".join(f"{k:24} {result.get(k)}" for k in rows)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    import orjson
+
+    from harness import aio
+    from harness.errors import ConfigError
+
+    if args.sessions < 1 or args.tasks < 1 or not 1 <= args.steps <= 100:
+        raise ConfigError("bench engine: --sessions and --tasks must be >= 1, --steps in 1..100")
+    if args.provider == "docker":
+        raise ConfigError("bench engine --provider docker: the simulated tasks need the sim provider; "
+                          "a Docker scenario is not available yet")
+    opts = EngineBenchOptions(
+        sessions=args.sessions, tasks=args.tasks, agent=args.agent, provider=args.provider,
+        llm_latency_ms=args.llm_latency_ms, env_latency_ms=args.env_latency_ms, rpm=args.rpm, steps=args.steps,
+        max_in_flight=args.max_in_flight, work_dir=args.work_dir, progress=args.progress,
+    )
+    result = aio.run(run_engine_bench, opts)
+    print(_table(result))
+    if args.json_out:
+        args.json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        print(f"wrote {args.json_out}", file=sys.stderr)
+    return 0 if result["failures"] == 0 else 1
