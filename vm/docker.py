@@ -441,6 +441,8 @@ class DockerProvider:
             if self._docker is not None:
                 try:
                     await _remove_labeled(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
+                except (aiodocker.DockerError, OSError, TimeoutError) as e:
+                    log.warning("could not sweep this provider's containers (`python -m harness vm gc` will): %s", e)
                 finally:
                     await self._docker.close()
                     self._docker = None
