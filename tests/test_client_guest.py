@@ -221,3 +221,17 @@ async def test_closed_client_refuses_requests(served):
     await client.aclose()
     with pytest.raises(SandboxError, match="closed"):
         await client.screenshot()
+
+
+async def test_observe_failure_is_the_sandbox_error_itself(served):
+    from vm.docker import DockerSandbox
+
+    client, seen = served
+    box = DockerSandbox.__new__(DockerSandbox)  # the observe path only; the guest is the stand-in server
+    box.guest, box._screen = client, None
+    seen["AT"] = "<desktop-frame/>"
+    obs = await box.observe()
+    assert obs.screen_size == (1280, 720) and obs.accessibility_tree == "<desktop-frame/>"
+    seen["bad_png"] = True
+    with pytest.raises(SandboxError, match="not a PNG"):  # not an ExceptionGroup
+        await box.observe()

@@ -269,7 +269,7 @@ class GuestClient:
             return ExecResult(returncode=-1, output="", error=message, status="error")
         rc = data.get("returncode", data.get("return_code"))
         return ExecResult(
-            returncode=int(rc) if isinstance(rc, int | float | str) and str(rc).lstrip("-").isdigit() else -1,
+            returncode=rc if isinstance(rc, int) and not isinstance(rc, bool) else -1,
             output=str(data.get("output") or ""),
             error=str(data.get("error") or data.get("message") or ""),
             status=str(data.get("status") or ("success" if status == 200 else "error")),

@@ -218,15 +218,22 @@ class DockerSandbox:
     async def observe(self, *, accessibility: bool = True) -> Observation:
         """Screenshot and accessibility tree fetched concurrently; screen size cached after the first call."""
         got: dict[str, Any] = {}
+        errors: list[SandboxError] = []
 
         async def fetch(key: str, fn: Any) -> None:
-            got[key] = await fn()
+            try:
+                got[key] = await fn()
+            except SandboxError as e:  # raised below as itself, not wrapped in an ExceptionGroup
+                errors.append(e)
+                tg.cancel_scope.cancel()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(fetch, "shot", self.guest.screenshot)
             if accessibility:
                 tg.start_soon(fetch, "tree", self.guest.accessibility)
             tg.start_soon(fetch, "size", self.screen_size)
+        if errors:
+            raise errors[0]
         return Observation(screenshot=got["shot"], accessibility_tree=got.get("tree"), screen_size=got["size"])
 
     async def execute(self, action: Any, *, timeout: float = 120.0) -> ExecResult:
