@@ -108,6 +108,10 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
                                           "max_steps": config.max_steps, "action_space": config.action_space,
                                           "observation_type": config.observation_type})
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
+        if config.provider == "docker":
+            from vm.image.build import ensure_image
+
+            await ensure_image()  # builds only when the image for this build context is missing
         provider = make_provider(config, run_id)
         if hasattr(provider, "aclose"):
             stack.push_async_callback(provider.aclose)
