@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,20 +51,44 @@ def _main(args: argparse.Namespace) -> int:
         print("error: --sessions, --samples and --max-starting must be >= 1", file=sys.stderr)
         return 2
     if args.compare_reset:
-        from harness.aio import run as run_async
-
-        report = run_async(compare_reset, args.compare_reset, args.debootstrap)
+        report = run(_until_signal, compare_reset, args.compare_reset, args.debootstrap)
+        if report is None:
+            return 130
         print(json.dumps(report, indent=2))
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
         return 0
-    result = run(bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap)
+    result = run(_until_signal, bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap)
+    if result is None:
+        print("interrupted: every bench container was removed", file=sys.stderr)
+        return 130
     print_table(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result["summary"], indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0 if result["summary"]["failures"] == 0 else 1
+
+
+async def _until_signal(fn: Any, *args: Any) -> Any:
+    """Run fn(*args); SIGINT or SIGTERM cancels it (cleanup runs) and the result is None."""
+    result = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def main() -> None:
+            nonlocal result
+            result = await fn(*args)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(main)
+    return result
 
 
 def percentile(values: list[float], q: float) -> float | None:
