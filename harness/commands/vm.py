@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="base on a debootstrapped bookworm instead of debian:bookworm-slim from Docker Hub "
         "(default: automatic; CUA_DEBOOTSTRAP=1 forces it)",
     )
-    build.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    build.add_argument(
+        "--force", action="store_true", help="rebuild from scratch (no layer cache) even if the image exists"
+    )
     build.set_defaults(func=_build)
 
     tag = vm_sub.add_parser("tag", help="print the image tag the current sources describe (no Docker)")

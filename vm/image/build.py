@@ -42,7 +42,11 @@ def image_tag() -> str:
 
 
 async def ensure_image(*, debootstrap: bool | None = None, force: bool = False, log: Log = print) -> str:
-    """Return the current image's tag, building it first if it does not exist (or `force`)."""
+    """Return the current image's tag, building it first if it does not exist.
+
+    `force` rebuilds from scratch (no layer cache: fresh Debian packages); a cached debootstrap
+    base is reused either way.
+    """
     tag = image_tag()
     async with aiodocker.Docker() as docker:
         if not force and await dockerapi.image_exists(docker, tag):
@@ -52,7 +56,7 @@ async def ensure_image(*, debootstrap: bool | None = None, force: bool = False, 
         wheels = await _wheels(log)
         started = time.monotonic()
         with anyio.fail_after(BUILD_TIMEOUT_S):
-            await _build(docker, tag, base, wheels, log)
+            await _build(docker, tag, base, wheels, log, nocache=force)
         log(f"built {tag} on {base} in {time.monotonic() - started:.0f} s")
     return tag
 
@@ -120,7 +124,9 @@ _STEP = re.compile(r"^Step \d+/\d+ : ")
 HEARTBEAT_S = 10.0  # inside a long step, echo its latest output line this often
 
 
-async def _build(docker: aiodocker.Docker, tag: str, base: str, wheels: list[Path], log: Log) -> None:
+async def _build(
+    docker: aiodocker.Docker, tag: str, base: str, wheels: list[Path], log: Log, *, nocache: bool = False
+) -> None:
     tar = await anyio.to_thread.run_sync(context.context_tar, wheels)
     digest = context.context_hash()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -136,6 +142,7 @@ async def _build(docker: aiodocker.Docker, tag: str, base: str, wheels: list[Pat
                 tag=tag,
                 buildargs={"BASE": base, "CONTEXT_HASH": digest[:12]},
                 labels={"cua-harness.context": digest, "cua-harness.base": base},
+                nocache=nocache,
             )
             async for event in events:
                 text = event.get("stream") or event.get("status") or ""

@@ -55,10 +55,12 @@ async def build(
     buildargs: dict[str, str],
     labels: dict[str, str],
     network_mode: str = "host",
+    nocache: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
     """POST /build with an uncompressed tar context; yields the progress events."""
     params = {
         "t": tag,
+        "nocache": "1" if nocache else "0",
         "rm": "1",
         "forcerm": "1",
         "networkmode": network_mode,
