@@ -19,6 +19,7 @@ from tests.test_report_support import (
     needs_chromium,
     oracle_sim_run,
     prompt_sim_run,
+    rmcts_sim_run,
     rmcts_tree,
 )
 
@@ -146,3 +147,47 @@ async def test_tree_view_shows_every_node_and_clicking_one_shows_its_screenshot_
         assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
         await page.eval("document.getElementById('tree-view').scrollIntoView()")
         await page.screenshot(tmp_path / "task-tree.png")
+
+
+async def test_rmcts_run_report_draws_each_task_tree_with_its_chosen_path_and_reflections(tmp_path: Path) -> None:
+    from search.agent import agent_names
+
+    if "rmcts" not in agent_names():
+        pytest.skip("the rmcts agent is not in this checkout")
+    run_dir = await rmcts_sim_run(tmp_path, tasks=3)
+    view = read_run(run_dir)
+    assert len(view.results) == 3
+    result = await anyio.to_thread.run_sync(build_report, run_dir)
+    async with chromium(tmp_path) as page:
+        retrieved = 0
+        for key in sorted(view.results):
+            tree = orjson.loads((run_dir / key[0] / key[1] / "tree.json").read_bytes())
+            await page.goto(result.index.parent / page_name(key))
+            assert await page.eval("document.querySelectorAll('#tree-svg .node').length") == len(tree["nodes"])
+            chosen = {str(n) for n in tree["final_path"]} | {str(tree["root"])}
+            drawn = await page.eval("Array.from(document.querySelectorAll('#tree-svg .node.chosen title'))"
+                                    ".map(t => t.textContent.split(':')[0])")
+            assert set(drawn) == chosen
+            assert await page.eval("document.querySelectorAll('#tree-svg .edge.chosen').length") == len(chosen) - 1
+            # click the last node of the chosen path: its screenshot, action, prior, Q and verdicts show
+            last = str(tree["final_path"][-1])
+            index = await page.eval("Array.from(document.querySelectorAll('#tree-svg .node title'))"
+                                    f".findIndex(t => t.textContent.startsWith({last!r} + ':'))")
+            await page.click(f'#tree-svg .node[data-node="{index}"] circle')
+            detail = f"document.getElementById('node-{index}')"
+            await page.wait_for(f"getComputedStyle({detail}).display === 'block'")
+            text = await page.eval(f"{detail}.innerText")
+            node = next(n for n in tree["nodes"] if str(n["id"]) == last)
+            assert node["actions"][0] in text and "prior P" in text and "Q" in text
+            assert "letters" in text and "oppose_first" in text  # the judges' verdicts
+            images = await page.load_all_images()
+            assert all(img["w"] == 1920 for img in images)
+            assert f"node_{last}.png" in {img["src"].rsplit("/", 1)[-1] for img in images}
+            retrieved += await page.eval("document.querySelectorAll('.reflection').length")
+            assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
+        # reflections stored by earlier tasks are retrieved by later ones, shown with their text
+        assert retrieved > 0
+        text = await page.eval("document.querySelector('.reflection').innerText")
+        assert "prefer the plain control" in text
+        await page.eval("document.getElementById('tree-view').scrollIntoView()")
+        await page.screenshot(tmp_path / "task-rmcts-tree.png")

@@ -266,3 +266,99 @@ async def chromium(tmp: Path) -> AsyncIterator[Page]:
                 process.kill()
                 await process.wait()
             await process.aclose()
+
+
+def tiny_png(width: int = 192, height: int = 108, shade: int = 90) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (40, shade, 120)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def synthetic_run(run_dir: Path, *, tasks: int, steps: int = 3, domains: int = 4,
+                        instruction: str = "Do task {i}", response: str = "clicking", error_every: int = 0) -> Path:
+    """A run directory written through the real RunStore (no engine): for scale and odd content."""
+    from results.store import RunStore
+
+    png = tiny_png()
+    keys = [(f"domain{i % domains}", f"task-{i:05d}") for i in range(tasks)]
+    config = {"benchmark": "synthetic", "agent": "synthetic", "model": "m", "screen_width": 1920, "screen_height": 1080}
+    store = await RunStore.open(run_dir, config, result_keys=[])
+    try:
+        store.pending(keys)
+        for i, (domain, task_id) in enumerate(keys):
+            attempt = await store.begin_attempt(domain, task_id)
+            for n in range(1, steps + 1):
+                await attempt.record_step({"action": f"pyautogui.click({100 + n * 10}, {200 + i % 500})",
+                                           "response": response, "tokens": 100}, png)
+            failed = bool(error_every) and i % error_every == 0
+            await store.record_result(domain, task_id, {
+                "score": 0.0 if failed else 1.0, "steps": steps, "tokens": {"prompt": 1000, "completion": 50},
+                "cost_usd": 0.01, "seconds": 2.5, "error": "agent: boom" if failed else None,
+                "instruction": instruction.format(i=i)})
+    finally:
+        await store.aclose()
+    return run_dir
+
+
+def _all_text(request: dict[str, Any]) -> tuple[str, str]:
+    texts = []
+    for m in request["messages"]:
+        c = m["content"]
+        texts.append(c if isinstance(c, str) else "".join(p.get("text", "") for p in c if isinstance(p, dict)))
+    return "\n".join(texts), texts[-1]
+
+
+def rmcts_policy(request: dict[str, Any]) -> str | list[str]:
+    """llm-sim as policy, debaters, judge and reflector for R-MCTS on sim tasks: the policy samples
+    the right control three times as often as a wrong one; the judge grades the state it is shown."""
+    text, last = _all_text(request)
+    states = _STATE.findall(text)
+    name, state = states[-1] if states else ("", "0")
+    if "ROLE: SUPPORTING DEBATER" in last:
+        return "The last click advanced the app; it is on track."
+    if "ROLE: OPPOSING DEBATER" in last:
+        return f"The goal state is not shown yet. {HOSTILE}"
+    if "ROLE: REFLECTION (EXPECTATION)" in last:
+        return "I expected the app to advance to the next state."
+    if "ROLE: REFLECTION (LESSON)" in last:
+        return "The tempting button leads to a dead end; prefer the plain control."
+    if "STATUS CODE" in last or "EVALUATION" in last:
+        code = {"goal": "A", "trap": "E", "0": "C"}.get(state, "B")
+        return f"Weighing what I see.\n{'STATUS CODE' if 'STATUS CODE' in last else 'EVALUATION'}: {code}"
+    if not name:
+        return "```FAIL```"
+    if state in ("goal", "trap"):
+        return "```DONE```" if state == "goal" else "```FAIL```"
+    scenario = Scenario.parse(name)
+    good = f"Next control.\n```python\n{scenario.correct_action(int(state))}\n```"
+    wrong = scenario.trap_action() if scenario.trap and state == "0" else "pyautogui.click(5, 5)"
+    bad = f"Maybe this one.\n```python\n{wrong}\n```"
+    return [bad if i % 4 == 0 else good for i in range(int(request.get("n") or 1))]
+
+
+async def rmcts_sim_run(root: Path, *, tasks: int = 3, run_name: str = "rmcts-run") -> Path:
+    """A real R-MCTS run (policy, multi-agent debate, reflection memory) on llm-sim and sim sandboxes."""
+    from harness.llm.sim import SimConfig, SimServer
+
+    suite = root / "rmcts-suite"
+    write_sim_suite(suite, tasks=tasks, steps=2, trap_every=2, domains=1)
+    run_dir = root / run_name
+    async with SimServer(SimConfig(policy=rmcts_policy)) as sim:
+        providers = root / "rmcts-providers.json"
+        providers.write_text(json.dumps({
+            "default_model": "sim-model", "embedding_model": "sim-embed",
+            "endpoints": [{"kind": "openai-compatible", "base_url": sim.url, "models": ["*"], "api_key": "sk-report-test"}],
+            "prices": {"sim-model": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}},
+        }))
+        config = make_config({
+            "benchmark": str(suite), "agent": "rmcts", "model": "sim-model", "provider": "sim",
+            "providers_file": str(providers), "run_dir": run_dir, "quiet": True, "max_steps": 5, "concurrency": 1,
+            "agent_options": {"iterations": 6, "branching_factor": 2, "min_samples": 4, "max_sandboxes": 3,
+                              "final_replays": 1}})
+        with anyio.fail_after(180):
+            assert await execute_run(config, show_summary=False) == 0
+    return run_dir

@@ -12,6 +12,7 @@ import ast
 import operator
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # pyautogui functions whose first two arguments (or x=/y=) are a screen position.
@@ -100,16 +101,23 @@ def _point_of_call(call: ast.Call, names: dict[str, float]) -> Point | None:
     return Point(x, y, kind) if x is not None and y is not None else None
 
 
-def _points_in_code(code: str) -> list[Point]:
+_NAMES = re.compile(r"\b(?:" + "|".join(map(re.escape, {**CLICKS, **MOVES, **SCROLLS})) + r")\s*\(")
+
+
+@lru_cache(maxsize=8192)
+def _points_in_code(code: str) -> tuple[Point, ...]:
+    if not _NAMES.search(code):
+        return ()  # typing, hotkeys, WAIT/DONE: nothing to parse
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return [Point(float(m[2]), float(m[3]), {**CLICKS, **MOVES}[m[1]]) for m in _FALLBACK.finditer(code)]
+        return tuple(Point(float(m[2]), float(m[3]), {**CLICKS, **MOVES}[m[1]]) for m in _FALLBACK.finditer(code))
     names: dict[str, float] = {}
-    points: list[Point] = []
-    # Statements in source order; assignments of numbers are remembered for later calls.
+    calls: list[ast.Call] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        elif isinstance(node, ast.Assign):  # numbers bound to names, for calls such as click(x, y)
             for target in node.targets:
                 if isinstance(target, ast.Name) and (v := _number(node.value, names)) is not None:
                     names[target.id] = v
@@ -117,19 +125,14 @@ def _points_in_code(code: str) -> list[Point]:
                     for elt, value in zip(target.elts, pair, strict=False):
                         if isinstance(elt, ast.Name):
                             names[elt.id] = value
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     calls.sort(key=lambda c: (c.lineno, c.col_offset))
-    for call in calls:
-        point = _point_of_call(call, names)
-        if point is not None:
-            points.append(point)
-    return points
+    return tuple(p for c in calls if (p := _point_of_call(c, names)) is not None)
 
 
 def action_points(action: Any) -> list[Point]:
     """Screen positions an action acts on, in order (empty for typing, hotkeys, WAIT/DONE/FAIL)."""
     if isinstance(action, str):
-        return _points_in_code(action)
+        return list(_points_in_code(action))
     if isinstance(action, dict):
         kind = _C13.get(str(action.get("action_type", "")).upper())
         params = action.get("parameters") or {}

@@ -93,6 +93,23 @@ def f_columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for row in rows for k in row))
 
 
+def t_inline(items: Any) -> bool:
+    """A list short and flat enough to show on one line (judge letters, ids, small numbers)."""
+    if not isinstance(items, list | tuple):
+        return False
+    total = 0
+    for v in items:
+        if isinstance(v, str):
+            if "\n" in v or len(v) > 40:
+                return False
+            total += len(v) + 2
+        elif v is None or isinstance(v, int | float | bool):
+            total += 8
+        else:
+            return False
+    return total <= 200
+
+
 def f_without(mapping: Any, *keys: str) -> dict[str, Any]:
     if not isinstance(mapping, dict):
         return {}
@@ -110,6 +127,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(num=f_num, big=f_big, pct=f_pct, usd=f_usd, dur=f_dur, tok=f_tok, when=f_when,
                        pretty=f_pretty, compact=f_compact, columns=f_columns, without=f_without)
+    env.tests["inline"] = t_inline
     return env
 
 

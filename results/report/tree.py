@@ -65,7 +65,8 @@ class TreeNode:
     @property
     def color(self) -> str:
         """Red (-1) through yellow (0) to green (+1); grey when the node was never evaluated."""
-        v = self.value if self.value is not None else self.q
+        # Q of a never-visited child is its initial 0, not a judgement: grey, like no value at all.
+        v = self.value if self.value is not None else (self.q if self.visits else None)
         if v is None:
             return "#9aa0a6"
         hue = max(0.0, min(1.0, (v + 1) / 2)) * 120
