@@ -79,10 +79,11 @@ class ReflectionMemory:
         self._ready = False
 
     def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
             self._ready = True
