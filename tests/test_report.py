@@ -112,7 +112,9 @@ async def test_retried_attempts_and_their_infrastructure_errors_are_shown(tmp_pa
     store = await RunStore.open(run_dir, {"benchmark": "b", "agent": "a", "screen_width": 1920,
                                           "screen_height": 1080}, result_keys=[])
     try:
-        store.pending([("d", "t1")])
+        store.pending([("d", "t1"), ("d", "t2")])
+        running = await store.begin_attempt("d", "t2")  # never finishes: listed, no page
+        await running.record_step({"action": "pyautogui.click(1, 1)"}, tiny_png())
         first = await store.begin_attempt("d", "t1")
         await first.record_step({"action": "pyautogui.click(960, 540)"}, tiny_png(shade=10))
         await store.record_infra_failure("d", "t1", first, "SandboxError: guest stopped answering")
@@ -126,6 +128,9 @@ async def test_retried_attempts_and_their_infrastructure_errors_are_shown(tmp_pa
     assert "Earlier attempts (1)" in html and 'id="attempt-1"' in html
     assert "SandboxError: guest stopped answering" in html
     assert "../d/t1/attempts/1/step_1.png" in html and "../d/t1/step_1.png" in html
+    index = result.index.read_text()
+    assert "Unfinished tasks (1)" in index and "<li>d/t2</li>" in index
+    assert not (result.index.parent / page_name(("d", "t2"))).exists() and result.tasks == 1
 
 
 # ---- live and incremental rebuilds ---------------------------------------------------------------
@@ -142,6 +147,8 @@ async def test_rebuild_skips_unchanged_pages_and_adds_newly_finished_tasks(tmp_p
     three = await anyio.to_thread.run_sync(build_report, run_dir)
     assert (three.tasks, three.written, three.skipped) == (3, 2, 1)
     assert "sim-00004" in three.index.read_text()
+    # the run's scratch folder (<run>/work/) is not a task: only journaled, planned tasks are listed
+    assert "Unfinished tasks" not in three.index.read_text()
     # the report folder holds files only, so it is never taken for a domain or a task
     view = read_run(run_dir)
     assert all(d != "report" for d, _ in [*view.results, *view.unfinished])
@@ -153,6 +160,7 @@ async def test_rebuild_skips_unchanged_pages_and_adds_newly_finished_tasks(tmp_p
 
 async def test_report_regenerated_during_a_live_run_shows_only_finished_tasks(tmp_path: Path) -> None:
     builds: list[tuple[int, int, set[str]]] = []
+    statuses: list[str] = []
     done = anyio.Event()
 
     async def rebuild_until_done(run_dir: Path) -> None:
@@ -160,7 +168,8 @@ async def test_report_regenerated_during_a_live_run_shows_only_finished_tasks(tm
             await anyio.sleep(0.02)
         while True:
             finished = done.is_set()
-            result = await anyio.to_thread.run_sync(build_report, run_dir)
+            result = await anyio.to_thread.run_sync(lambda: build_report(run_dir, refresh_s=5))
+            statuses.append(result.status)
             pages = {p.name for p in (run_dir / "report").glob("task-*.html")}
             builds.append((result.tasks, len(re.findall(r'class="task-row"', result.index.read_text())), pages))
             if finished:
@@ -178,6 +187,9 @@ async def test_report_regenerated_during_a_live_run_shows_only_finished_tasks(tm
     assert any(0 < c < 9 for c in counts), f"no build saw the run half done: {counts}"
     for tasks, rows, pages in builds:
         assert tasks == rows == len(pages)  # a page per finished task, nothing for running ones
+    # the writer's flock is seen (through /proc/locks): live pages reload themselves, the final one not
+    assert any(s.startswith("running (pid ") for s in statuses) and statuses[-1] == "finished"
+    assert 'http-equiv="refresh"' not in (run_dir / "report" / "index.html").read_text()
 
 
 # ---- CLI and scale -------------------------------------------------------------------------------

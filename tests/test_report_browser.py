@@ -191,3 +191,41 @@ async def test_rmcts_run_report_draws_each_task_tree_with_its_chosen_path_and_re
         assert "prefer the plain control" in text
         await page.eval("document.getElementById('tree-view').scrollIntoView()")
         await page.screenshot(tmp_path / "task-rmcts-tree.png")
+
+
+DOCKER_TASKS = {  # short oracle solutions: a shell clean-up, an editor edit, a one-step task
+    ("os", "05e9c78a-76f1-5d43-91b3-b43f807010c1"),
+    ("text_editor", "3bfb20ee-7873-54d7-b5f6-04f3954410cf"),
+    ("os", "fffcd193-d536-5ab7-8272-6bd335fec796"),
+}
+
+
+@pytest.mark.docker
+async def test_oracle_run_on_the_builtin_suite_in_docker_renders_real_desktop_screenshots(
+        docker_engine, desktop_image, tmp_path: Path) -> None:
+    import sys
+
+    run_dir = tmp_path / "docker-run"
+    with anyio.fail_after(900):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", "oracle",
+             "--run-dir", str(run_dir), "-q", "--concurrency", "3", "--tasks", ",".join(t for _, t in DOCKER_TASKS)],
+            check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    view = read_run(run_dir)
+    assert set(view.results) == DOCKER_TASKS
+    result = await anyio.to_thread.run_sync(build_report, run_dir)
+    async with chromium(tmp_path) as page:
+        await page.goto(result.index)
+        assert await page.eval(ROWS + ".length") == len(DOCKER_TASKS)
+        await page.screenshot(tmp_path / "index-docker.png")
+        key = ("text_editor", "3bfb20ee-7873-54d7-b5f6-04f3954410cf")
+        await page.click(f'a[href="{page_name(key)}"]')
+        await page.wait_for("document.getElementById('trajectory') !== null")
+        images = await page.load_all_images()
+        pngs = sorted(p.name for p in (run_dir / key[0] / key[1]).glob("step_*.png"))
+        assert pngs and {img["src"].rsplit("/", 1)[-1] for img in images} == set(pngs)
+        width = view.run["config"]["screen_width"]
+        assert all(img["w"] == width for img in images), images
+        assert "compare_text_file" in await page.eval("document.getElementById('evaluation').textContent")
+        await page.screenshot(tmp_path / "task-docker.png")

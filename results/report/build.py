@@ -34,6 +34,7 @@ from results.report.run_data import (
     events_by_task,
     make_row,
     model_usage,
+    planned_keys,
     run_status,
 )
 from results.report.task_data import TREE, TaskReader, url_of
@@ -105,7 +106,8 @@ def build_report(run_dir: str | os.PathLike[str], *, force: bool = False, refres
     """Write `<run_dir>/report/` and return what was done. Blocking: call from a CLI command or
     through `anyio.to_thread.run_sync`. Raises ConfigError if `run_dir` is not a run directory.
 
-    `force` rebuilds every page; `refresh_s` makes index.html reload itself (for `--watch`).
+    `force` rebuilds every page; `refresh_s` makes index.html reload itself while the run
+    is live (for `--watch`).
     """
     started = time.perf_counter()
     run_path = Path(run_dir)
@@ -180,13 +182,16 @@ def build_report(run_dir: str | os.PathLike[str], *, force: bool = False, refres
         problems.append(lookup.problem)
     if view.skipped_lines:
         problems.append(f"events.jsonl: {view.skipped_lines} unreadable line(s) skipped (a torn last line after a crash)")
+    # Folders outside the journaled plan are not tasks (a helper's scratch folder, say): not listed.
+    planned = planned_keys(view.events)
+    unfinished = [k for k in view.unfinished if planned is None or k in planned]
     domains, overall = _domains(view)
     models, models_source = model_usage(view)
     index = render(
-        "index.html.j2", **common, status=status, refresh=refresh_s,
+        "index.html.j2", **common, status=status, refresh=refresh_s if status.startswith("running") else None,
         generated_at=dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         summary=view.summary, rows=rows,
-        unfinished=view.unfinished, domains=domains, overall=overall, models=models,
+        unfinished=unfinished, domains=domains, overall=overall, models=models,
         models_source=models_source, problems=problems, run_path=str(run_path.resolve()),
     )
     _write(out / INDEX, index)

@@ -160,6 +160,16 @@ def events_by_task(events: list[dict[str, Any]]) -> dict[TaskKey, list[dict[str,
     return out
 
 
+def planned_keys(events: list[dict[str, Any]]) -> set[TaskKey] | None:
+    """Every task any session planned (journal `tasks_planned`), or None when none was journaled."""
+    planned: set[TaskKey] | None = None
+    for event in events:
+        if event.get("event") == "tasks_planned" and isinstance(event.get("tasks"), list):
+            planned = planned or set()
+            planned.update((str(t[0]), str(t[1])) for t in event["tasks"] if isinstance(t, list) and len(t) == 2)
+    return planned
+
+
 def run_status(view: RunView) -> str:
     """finished, running (a live writer holds the run), or stopped (interrupted or crashed)."""
     last_session = max((e.get("session", 0) for e in view.events if isinstance(e.get("session"), int)), default=0)
