@@ -104,6 +104,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             llm = LLMClient.from_config(config.providers_file, cache_path=Path(run_dir) / "llm_cache.sqlite",
                                         cache_enabled=config.cache, default_model=config.model)
             stack.push_async_callback(llm.aclose)
+            # Runs first at exit: each session journals its LLM tallies (the report's usage by model).
+            stack.callback(lambda: store.log("llm_usage", models=llm.stats(tasks=False)["models"]))
         agent = make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
                                           "max_steps": config.max_steps, "action_space": config.action_space,
                                           "observation_type": config.observation_type})
