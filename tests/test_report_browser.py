@@ -95,6 +95,8 @@ async def test_prompt_run_report_filters_failed_tasks_and_shows_model_reasoning_
         # tokens and cost by model
         model_row = await page.eval("Array.from(document.querySelectorAll('#model-table tbody td')).map(t => t.textContent)")
         assert model_row[0] == "sim-model" and model_row[-1].startswith("$") and model_row[-1] != "$0.0000"
+        assert int(model_row[1]) >= 6  # calls: from the session's journaled LLM tallies
+        assert "events.jsonl" in await page.eval("document.getElementById('model-source').textContent")
         # the model's markup in replies is shown as text, never run
         assert await page.eval("window.PWNED === undefined && !document.getElementById('pwned')")
         await page.screenshot(tmp_path / "index-prompt.png")
