@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     gc = vm_sub.add_parser("gc", help="remove sandbox containers left by earlier runs")
     gc.add_argument("--run-id", default=None, help="only this run's containers (default: every run's)")
+    gc.add_argument("--stale-only", action="store_true",
+                    help="keep containers whose harness process is still alive (safe beside live runs)")
     gc.set_defaults(func=_gc)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -74,7 +76,12 @@ def _gc(args: argparse.Namespace) -> int:
     from harness import aio
     from vm.docker import gc_containers  # written alongside the Docker provider
 
-    removed = aio.run(gc_containers, args.run_id)
+    async def gc() -> int:
+        return await gc_containers(args.run_id, stale_only=args.stale_only)
+
+    removed = aio.run(gc)
     scope = f"run {args.run_id}" if args.run_id else "all runs"
+    if args.stale_only:
+        scope += ", owners no longer running"
     print(f"removed {removed} sandbox container(s) ({scope})")
     return 0
