@@ -50,7 +50,7 @@ class RunContext:
     @classmethod
     def for_suite(cls, suite: Any, *, run_dir: Path, screen_size: tuple[int, int] | None = None,
                   **kwargs: Any) -> RunContext:
-        return cls(work_root=Path(run_dir) / "work", screen_size=screen_size, **kwargs)
+        return cls(work_root=Path(run_dir) / ".work", screen_size=screen_size, **kwargs)
 
     @property
     def cpu(self) -> anyio.CapacityLimiter:

@@ -121,6 +121,9 @@ class Engine:
                     await self._setup(task, box.guest, self._ctx)
                 except TaskError as e:
                     return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
+                # The starting screen, for the report (step_1.png is the screen after action 1).
+                start = await box.observe(accessibility=False)
+                await attempt.write_file("step_0.png", start.screenshot)
                 return await self._solve_and_score(task, env)
             finally:
                 await env.aclose()
@@ -156,6 +159,7 @@ class Engine:
 
     async def _finish(self, task: Any, result: dict[str, Any]) -> None:
         result.setdefault("error", None)
+        result.setdefault("instruction", getattr(task, "instruction", None))
         # Shielded: a task whose result is known must be recorded even while the run is cancelled.
         with anyio.CancelScope(shield=True):
             await self.store.record_result(task.domain, task.id, result)
