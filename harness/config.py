@@ -50,6 +50,8 @@ class RunConfig(BaseModel):
     screen_height: int = Field(1080, ge=240)
     providers_file: str | None = None
     cache: bool = True
+    llm_cache: str | None = Field(None, description="LLM response cache file; default <run_dir>/llm_cache.sqlite. "
+                                  "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
 
     @field_validator("domains", "tasks", mode="before")

@@ -101,7 +101,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             from harness.llm.client import LLMClient
 
             # The response cache lives in the run directory: resume replays what was paid for.
-            llm = LLMClient.from_config(config.providers_file, cache_path=Path(run_dir) / "llm_cache.sqlite",
+            llm = LLMClient.from_config(config.providers_file, cache_path=Path(config.llm_cache or Path(run_dir) / "llm_cache.sqlite"),
                                         cache_enabled=config.cache, default_model=config.model)
             stack.push_async_callback(llm.aclose)
             # Runs first at exit: each session journals its LLM tallies (the report's usage by model).

@@ -151,7 +151,7 @@ class DockerSettings(BaseModel):
             "Image": image,
             "Env": [f"{k}={v}" for k, v in env.items()],
             "Labels": spec.labels,
-            "Hostname": spec.name,
+            "Hostname": "desktop",  # same in every sandbox: identical screens replay from the LLM cache
             "HostConfig": {
                 "Binds": [f"{spec.host_dir}:{GUEST_MOUNT}"],
                 "NetworkMode": self.network,

@@ -27,6 +27,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--action-space", choices=["pyautogui", "computer_13"])
     p.add_argument("--observation-type", choices=["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"])
     p.add_argument("--infra-retries", type=int)
+    p.add_argument("--llm-cache", help="LLM response cache file (default <run-dir>/llm_cache.sqlite); "
+                   "an earlier run's cache replays its answers for free")
     p.add_argument("--no-cache", dest="cache", action="store_false", default=None, help="do not use the LLM response cache")
     p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
                    help="agent knob (value parsed as JSON when it parses)")
@@ -58,7 +60,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "model", "concurrency", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "quiet", "sim_latency_ms"):
+                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
