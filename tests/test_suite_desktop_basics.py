@@ -12,10 +12,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from benchmarks.context import RunContext
 from benchmarks.loader import load_suite, resolve_benchmark
-from benchmarks.setup_steps import unsupported_features
+from benchmarks.setup_steps import run_task_setup, unsupported_features
+from scoring import evaluate
 from scoring.registry import getters, metrics
 
 SUITE = resolve_benchmark("desktop-basics")
@@ -169,3 +172,43 @@ def test_guest_paths_stay_in_the_users_home(raw_tasks):
         for spec in _getter_specs(task["evaluator"]):
             if spec["type"] == "vm_file":
                 assert str(spec["path"]).startswith("/home/user/"), f"{stem}: reads {spec['path']}"
+
+
+# --- on real sandboxes --------------------------------------------------------------------------------
+
+# One task per domain, chosen to cover the fragile parts: dialogs' mnemonics, LibreOffice's
+# keep-format dialog, the clipboard between two apps, terminal typing.
+SAMPLE = ("count-error-lines", "american-spelling", "sum-total-row", "replace-quarter", "address-to-text-file")
+
+
+@pytest.mark.docker
+async def test_sample_reference_solutions_score_1_and_untouched_starts_score_0(docker_provider, tmp_path):
+    suite = load_suite(SUITE)
+    by_name = {t.source.split(":", 1)[1]: t for t in suite.tasks}
+    ctx = RunContext(work_root=tmp_path)
+    scores: dict[tuple[str, str], float] = {}
+    limit = anyio.Semaphore(3)
+
+    async def attempt(name: str, mode: str) -> None:
+        task = by_name[name]
+        async with limit:
+            box = await docker_provider.start()
+            try:
+                await run_task_setup(task, box.guest, ctx)
+                actions = list(task.solution or []) if mode == "oracle" else ["DONE"]
+                if mode == "oracle":
+                    for action in actions:
+                        result = await box.execute(action)
+                        assert action in SPECIAL or result.ok, f"{name}: {action[:60]!r} failed: {result.error[-300:]}"
+                scores[(name, mode)] = (await evaluate(task, box.guest, actions, ctx)).score
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await docker_provider.stop(box)
+
+    with anyio.fail_after(900):
+        async with anyio.create_task_group() as tg:
+            for name in SAMPLE:
+                for mode in ("oracle", "noop"):
+                    tg.start_soon(attempt, name, mode)
+    expected = {(name, mode): 1.0 if mode == "oracle" else 0.0 for name in SAMPLE for mode in ("oracle", "noop")}
+    assert scores == expected
