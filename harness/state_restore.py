@@ -124,6 +124,8 @@ class RestoreStats:
     given_back: int = 0  # released because other tasks were waiting
     peak: int = 0  # most sandboxes held at once for search (a borrowed home included)
     home_borrowed: int = 0  # times the home sandbox had to serve the search
+    prefetched: int = 0  # states restored ahead of need (their replays are in `replayed` too)
+    prefetch_used: int = 0  # checkouts served by a prefetched sandbox
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -136,6 +138,7 @@ class _Slot:
     home: bool = False
     busy: bool = False
     last_used: float = 0.0
+    prefetched: bool = False
 
 
 class Lease:
@@ -231,6 +234,9 @@ class StateRestore:
             missing = path[len(slot.keys):]
             if not missing and cached is not None:
                 self.stats.hits += 1
+            if cached is not None and cached.prefetched:
+                self.stats.prefetch_used += 1
+            slot.prefetched = False
             for action in missing:
                 await slot.box.execute(action)
                 slot.keys.append(action_key(action))
@@ -251,6 +257,37 @@ class StateRestore:
             if best is None or len(slot.keys) > len(best.keys):
                 best = slot
         return best
+
+    async def prefetch(self, path: Sequence[Any]) -> bool:
+        """Restore `path` in a spare sandbox ahead of need (e.g. while the model thinks), when the
+        task may grow and the pool has free capacity. Never evicts a cached state. True if done."""
+        if self._closed or len(self._slots) >= self.max_sandboxes or not self.source.has_free_capacity():
+            return False
+        keys = [action_key(a) for a in path]
+        if any(s.keys == keys for s in self._slots):
+            return False
+        try:
+            box = await self.source.acquire(timeout=self.grow_timeout_s)
+        except SandboxError as e:
+            if isinstance(e.__cause__, TimeoutError):
+                return False
+            raise
+        slot = self._add(_Slot(box, busy=True))
+        ok = False
+        try:
+            for action in path:
+                await slot.box.execute(action)
+                slot.keys.append(action_key(action))
+                self.stats.replayed += 1
+                if self.settle_s:
+                    await anyio.sleep(self.settle_s)
+            ok = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._checkin(slot, ok)
+        slot.prefetched = ok
+        self.stats.prefetched += 1
+        return True
 
     async def _fresh_slot(self) -> _Slot | None:
         """A slot at the start state: grow, else reset an own idle sandbox, else borrow the home."""

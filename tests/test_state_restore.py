@@ -170,3 +170,19 @@ async def test_two_tasks_searching_in_a_pool_smaller_than_their_wishes_both_fini
                 tg.start_soon(task, 2)
         assert len(done) == 2 and pool.stats().busy == 0
         assert all(s.checkouts == 30 for s in done)
+
+
+async def test_prefetch_restores_a_state_ahead_of_need_only_from_spare_capacity() -> None:
+    async with SandboxPool(SimProvider(), capacity=3) as pool:
+        restore = _restore(pool, await _home(pool), max_sandboxes=2)
+        async with restore.at([]) as lease:
+            await lease.execute(C[0])
+            await lease.execute(C[1])  # holds [c0, c1]; the state [c0] is gone
+        assert await restore.prefetch([C[0]]) is True  # grown from the pool, c0 replayed
+        assert restore.stats.replayed == 1 and restore.held == 2
+        assert await restore.prefetch([C[0]]) is False  # already held
+        async with restore.at([C[0], JUNK]) as lease:  # served by the prefetched sandbox: 1 replay
+            assert lease.sandbox.state == "1"
+        assert restore.stats.prefetch_used == 1 and restore.stats.replayed == 2
+        assert await restore.prefetch([C[0]]) is False  # at max_sandboxes: never evicts for a guess
+        await restore.aclose()

@@ -181,6 +181,10 @@ class TreeSearch:
             if leaf.terminal is None:
                 tg.start_soon(self._expand, leaf)
             tg.start_soon(self._evaluate, leaf)
+            if self.o.prefetch and any(not c.executed for c in parent.children if c is not leaf):
+                # The leaf's sandbox now holds the leaf, so the parent's state is gone; its other
+                # children are likely next. Restoring it costs sandbox time the model calls hide.
+                tg.start_soon(self.restore.prefetch, parent.action_path())
         assert leaf.value is not None
         backup(leaf, leaf.value)
         line = {
