@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from search.mcts.bench import read_results, run_sim, sim_providers, write_chain_suite
+from search.mcts.bench import run_sim, sim_providers, write_chain_suite
 from search.mcts.sim_model import ChainModel, role_of
 
 
