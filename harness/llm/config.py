@@ -55,6 +55,9 @@ class EndpointConfig(_Strict):
     adapt_cooldown_s: float = Field(5.0, ge=0)
     supports_n: bool = True
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # Chat requests: "fast" (aiohttp + orjson, harness/llm/transport.py) or "sdk" (the openai SDK's
+    # own pipeline, ~10x the CPU per call). Azure always uses the SDK.
+    transport: Literal["fast", "sdk"] = "fast"
     default_completion_tokens: int = Field(512, ge=0)
 
     @model_validator(mode="before")

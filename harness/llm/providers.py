@@ -22,6 +22,7 @@ import openai
 from harness.llm.config import ResolvedEndpoint
 from harness.llm.limits import AdaptiveLimit, RateGate, Ticket
 from harness.llm.retry import Failure, LLMCallError, MalformedResponse, parse_duration
+from harness.llm.transport import FastChat, parse_chat
 from harness.llm.types import Usage
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,14 @@ class RawEmbed:
 class Endpoint:
     """Limits and health of one (connection, model) pair."""
 
-    def __init__(self, spec: ResolvedEndpoint, model: str, sdk: openai.AsyncOpenAI) -> None:
+    def __init__(self, spec: ResolvedEndpoint, model: str, sdk: openai.AsyncOpenAI, fast: FastChat | None = None) -> None:
         cfg = spec.config
         self.spec = spec
         self.model = model
         self.served_model = cfg.served_model or model
         self.name = f"{spec.name}/{model}"
         self.sdk = sdk
+        self.fast = fast  # the lean chat path (harness/llm/transport.py); None = through the SDK
         self.supports_n = cfg.supports_n
         self.disabled: str | None = None  # reason, after an auth or quota failure
         self.slots = AdaptiveLimit(cfg.max_in_flight, cfg.min_in_flight, cfg.adapt_factor, cfg.adapt_cooldown_s)
@@ -125,6 +127,12 @@ class Endpoint:
         extra = kwargs.pop("extra_body", None) or None
         if kwargs.get("n") == 1:
             del kwargs["n"]  # the default; some compatible servers reject the parameter outright
+        if self.fast is not None:  # its total timeout is the deadline (no second cancel scope per call)
+            body = {"model": self.served_model, **kwargs, **(extra or {})}
+            obj, headers = await self.fast.post(body, cfg.timeout_s)
+            self._observe_headers(headers)
+            texts, finish, prompt, completion = parse_chat(obj)
+            return RawChat(choices=texts, finish_reasons=finish, usage=Usage(prompt, completion))
         with anyio.fail_after(cfg.timeout_s + 1):  # backstop over the SDK's per-phase timeouts
             raw = await self.sdk.chat.completions.with_raw_response.create(
                 model=self.served_model, extra_body=extra, timeout=cfg.timeout_s, **kwargs
@@ -180,6 +188,7 @@ class Router:
     def __init__(self, specs: list[ResolvedEndpoint]) -> None:
         self.specs = specs
         self._sdks: dict[tuple[str, str | None, str | None, str, str | None], openai.AsyncOpenAI] = {}
+        self._fast: dict[tuple[str, str | None, str | None, str, str | None], FastChat] = {}
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._rng = random.Random()
 
@@ -189,6 +198,15 @@ class Router:
             self._sdks[key] = make_sdk_client(spec)
         return self._sdks[key]
 
+    def _fast_chat(self, spec: ResolvedEndpoint) -> FastChat | None:
+        """The lean chat path for this connection (Azure's deployment routing stays with the SDK)."""
+        if spec.config.transport != "fast" or spec.config.kind == "azure":
+            return None
+        key = (spec.config.kind, spec.base_url, spec.azure_endpoint, spec.api_key, spec.api_version)
+        if key not in self._fast:
+            self._fast[key] = FastChat(self._sdk(spec), spec.api_key)
+        return self._fast[key]
+
     def endpoints_for(self, model: str) -> list[Endpoint]:
         """Endpoints that list `model` by name; failing that, the wildcard ("*") ones."""
         exact = [s for s in self.specs if model in s.config.models]
@@ -197,7 +215,7 @@ class Router:
         for spec in chosen:
             key = (spec.name, model)
             if key not in self._endpoints:
-                self._endpoints[key] = Endpoint(spec, model, self._sdk(spec))
+                self._endpoints[key] = Endpoint(spec, model, self._sdk(spec), self._fast_chat(spec))
             endpoints.append(self._endpoints[key])
         return endpoints
 
@@ -227,6 +245,11 @@ class Router:
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
+            for fast in self._fast.values():
+                try:
+                    await fast.aclose()
+                except Exception as e:  # closing must not mask the run's own outcome
+                    log.debug("closing HTTP session failed: %s", type(e).__name__)
             for sdk in self._sdks.values():
                 try:
                     await sdk.close()
