@@ -33,6 +33,11 @@ def read_results(run_dir: Path) -> dict[str, float]:
     return {p.parent.name: json.loads(p.read_text())["score"] for p in run_dir.glob("*/*/result.json")}
 
 
+def in_flight(run_dir: Path) -> bool:
+    """Some attempt has recorded a step but no result yet."""
+    return any(not (t.parent / "result.json").exists() for t in run_dir.glob("*/*/traj.jsonl"))
+
+
 def finished_events(run_dir: Path) -> list[str]:
     ids = []
     for line in (run_dir / "events.jsonl").read_text().splitlines():
@@ -75,9 +80,12 @@ def test_resume_after_sigkill_records_each_task_once(suite: Path, tmp_path: Path
     killed = tmp_path / "killed"
     args = ["--benchmark", str(suite), "--agent", "oracle", "--provider", "sim", "--concurrency", "4",
             "--sim-latency-ms", "40", "--run-dir", str(killed), "-q"]
-    for _ in range(3):  # kill it several times at random moments, resuming each time
+    for _ in range(3):  # kill it several times at random moments mid-attempt, resuming each time
         proc = start_harness("run", *args)
-        time.sleep(rng.uniform(0.8, 2.5))
+        deadline = time.monotonic() + 60
+        while not in_flight(killed) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     done = harness("resume", str(killed), "-q")
