@@ -19,7 +19,7 @@ import orjson
 async def _validate(args: argparse.Namespace) -> int:
     from harness.config import make_config
     from harness.runner import execute_run
-    from results.store import read_run
+    from results.read import read_run
 
     root = Path(args.run_dir or f"runs/validate-{Path(args.benchmark).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.monotonic()
@@ -31,7 +31,8 @@ async def _validate(args: argparse.Namespace) -> int:
         code = await execute_run(config, show_summary=False)
         if code == 130:
             return 130
-        scores[agent] = {(r["domain"], r["task_id"]): r for r in read_run(root / agent).results}
+        view = await anyio.to_thread.run_sync(lambda a=agent: read_run(root / a, events=False))
+        scores[agent] = dict(view.results)
     rows = []
     for key in sorted(scores["oracle"]):
         oracle = scores["oracle"][key]
