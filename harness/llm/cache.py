@@ -56,6 +56,11 @@ class ResponseCache:
         self.misses = 0
         self._conn: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
+        # Keys in the file (loaded once, then kept by our own puts): a miss - every new request -
+        # is answered on the loop instead of by a worker-thread query. Another process writing
+        # the same file meanwhile only costs a paid call, never a wrong answer.
+        self._keys: set[str] = set()
+        self._keys_loaded = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -71,6 +76,9 @@ class ResponseCache:
             conn.execute(_SCHEMA)
             self._conn = conn
         return self._conn
+
+    def _load_keys(self) -> set[str]:
+        return {key for (key,) in self._connect().execute("SELECT key FROM responses")}
 
     def _get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         conn = self._connect()
@@ -100,7 +108,11 @@ class ResponseCache:
         if not self.enabled or not keys:
             return {}
         try:
-            raw = await self._run(self._get_many, keys)
+            if not self._keys_loaded:
+                self._keys |= await self._run(self._load_keys)
+                self._keys_loaded = True
+            stored = [k for k in keys if k in self._keys]
+            raw = await self._run(self._get_many, stored) if stored else {}
         except sqlite3.Error as e:
             log.warning("LLM cache %s unreadable, treating as a miss: %s", self.path, e)
             return {}
@@ -120,6 +132,8 @@ class ResponseCache:
                 await self._run(self._put_many, encoded)
         except sqlite3.Error as e:  # losing a cache write costs money later, not correctness now
             log.warning("LLM cache %s write failed: %s", self.path, e)
+        else:
+            self._keys.update(k for k, _, _, _ in encoded)
 
     async def aclose(self) -> None:
         if self._conn is not None:
