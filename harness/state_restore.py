@@ -66,7 +66,7 @@ class SandboxSource(Protocol):
     async def release(self, box: Sandbox) -> None: ...
 
     def has_free_capacity(self) -> bool:
-        """True when a sandbox can be had now without waiting and nobody else is waiting."""
+        """True when a sandbox can be had now without taking one that another task waits for."""
         ...
 
     def contended(self) -> bool:
@@ -104,7 +104,9 @@ class PoolSource:
         if s is None:
             return True
         alive = s.busy + s.warm + s.starting + s.stopping
-        return s.waiting == 0 and (s.warm > 0 or alive < s.capacity)
+        # Acquirers already starting a sandbox hold their capacity; the others need free slots first.
+        needed = max(0, s.waiting - s.starting)
+        return (s.capacity - alive) + s.warm > needed
 
     def contended(self) -> bool:
         s = self._stats()

@@ -170,6 +170,10 @@ async def test_budgets_stop_the_search_and_the_best_child_path_is_replayed(suite
     # visits ties at 1, then Q picks the right click.
     assert [n["actions"] for n in path] == [[SC.correct_action(0)]]
     assert results[TASK]["score"] == 0.0 and results[TASK]["steps"] == 1
+    # A failed final replay is replayed again in a fresh sandbox, 3 times in all, each recorded.
+    assert tree_json(tmp_path / "a", TASK)["outcome"]["final_replays"] == 3
+    traj = [json.loads(x) for x in (tmp_path / "a" / "sim" / TASK / "traj.jsonl").read_text().splitlines()]
+    assert [t["info"]["replay"] for t in traj] == [1, 2, 3]
     assert tree_json(tmp_path / "b", TASK)["stop_reason"] == "tokens"
     assert tokens[TASK]["steps"] == 0
 

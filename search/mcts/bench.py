@@ -131,7 +131,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     suite = write_chain_suite(root / "suite", list(range(1, args.tasks + 1)), steps=args.steps)
     model = ChainModel(judge_noise=args.judge_noise, flat_judge=args.flat_judge)
     options: dict[str, Any] = {"iterations": args.iterations, "max_sandboxes": args.max_sandboxes,
-                               "prefetch": not args.no_prefetch}
+                               "prefetch": args.prefetch}
     if args.no_early_stop:
         options["early_stop_value"] = None
     async with SimServer(SimConfig(policy=model, latency_ms=args.llm_latency_ms, no_n=args.no_n)) as server:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-latency-ms", type=float, default=30.0)
     p.add_argument("--judge-noise", type=float, default=0.0, help="chance a verdict is one letter off")
     p.add_argument("--flat-judge", action="store_true", help="judges see no difference until the goal")
-    p.add_argument("--no-prefetch", action="store_true", help="restore states only when selected")
+    p.add_argument("--prefetch", action="store_true", help="restore the parent state while the model thinks")
     p.add_argument("--no-n", action="store_true", help="the model server rejects n > 1")
     p.add_argument("--dir", help="where to write the suite and run (default: a temp folder)")
     args = p.parse_args(argv)

@@ -58,7 +58,7 @@ class MCTSOptions(BaseModel):
     # -- state restore ----------------------------------------------------------------------------------
     max_sandboxes: int = Field(30, ge=1, description="search sandboxes per task (bounded by the shared pool)")
     replay_settle_s: float = Field(0.0, ge=0, description="pause after each replayed action")
-    prefetch: bool = Field(True, description="while the model thinks, restore the parent state in a spare sandbox")
+    prefetch: bool = Field(False, description="while the model thinks, restore the parent state in a spare sandbox")
 
     # -- value function ---------------------------------------------------------------------------------
     value_function: Literal["single_debate", "multi_debate"] = "single_debate"

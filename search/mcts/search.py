@@ -115,6 +115,9 @@ class TreeSearch:
             early = self.tree.nodes.get(stop.get("node")) if stop.get("node") is not None else None
             return self._finish(result, str(stop.get("reason", "iterations")), early)
         if not self.tree.root.expanded:
+            reason = self._over_budget(start)
+            if reason:  # no iteration could use the root's expansion: do not pay for it
+                return await self._stop(result, reason, None, start)
             await self._start_root()
         i = start
         while True:
