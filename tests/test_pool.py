@@ -29,8 +29,9 @@ class FakeProvider:
 
     name = "fake"
 
-    def __init__(self, delay: float = 0.05, fail: Callable[[int], bool] = lambda n: False) -> None:
+    def __init__(self, delay: float = 0.05, fail: Callable[[int], bool] = lambda n: False, stop_delay: float = 0.001) -> None:
         self.delay = delay
+        self.stop_delay = stop_delay
         self.fail = fail
         self.counter = itertools.count(1)
         self.attempts = 0
@@ -56,7 +57,7 @@ class FakeProvider:
             self.in_flight -= 1
 
     async def stop(self, sandbox: FakeSandbox) -> None:
-        await anyio.sleep(0.001)
+        await anyio.sleep(self.stop_delay)
         sandbox.stopped = True
         self.live.discard(sandbox)
 
@@ -128,6 +129,19 @@ async def test_warm_never_exceeds_capacity():
         await pool.release(b)
 
 
+async def test_dirty_release_returns_at_once_but_capacity_waits_for_the_removal():
+    provider = FakeProvider(delay=0.01, stop_delay=0.3)
+    async with SandboxPool(provider, capacity=1) as pool:
+        box = await pool.acquire()
+        with anyio.fail_after(0.1):
+            await pool.release(box)
+        assert pool.stats().stopping == 1 and not box.stopped
+        fresh = await pool.acquire(timeout=5)  # waits for the removal: capacity 1
+        assert box.stopped and provider.max_live == 1
+        await pool.release(fresh)
+    assert provider.live == set()
+
+
 async def test_dead_sandbox_is_detected_on_acquire_and_replaced():
     provider = FakeProvider()
     async with SandboxPool(provider, capacity=2, warm=1) as pool:
@@ -148,7 +162,8 @@ async def test_clean_release_reuses_dirty_release_recreates():
         again = await pool.acquire()
         assert again is first
         fresh = await pool.reset(again)
-        assert fresh is not first and first.stopped
+        assert fresh is not first
+        await eventually(lambda: first.stopped)
         await pool.release(fresh)
         with pytest.raises(SandboxError, match="not acquired from this pool"):
             await pool.release(fresh)

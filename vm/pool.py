@@ -7,8 +7,8 @@ Limits (named, visible in `stats()`):
 - `warm`: idle, ready sandboxes kept ahead of demand by a background task.
 
 Reset for reuse = destroy and recreate from the image (docs/design/pool.md says why): `release()`
-with `dirty=True` (the default) destroys the sandbox; the warm-up task or the next `acquire()`
-starts a fresh one. `acquire()` health-checks an idle sandbox (container running and guest
+with `dirty=True` (the default) destroys the sandbox (in the background: the caller does not wait
+for the container removal); the warm-up task or the next `acquire()` starts a fresh one. `acquire()` health-checks an idle sandbox (container running and guest
 answering) and replaces a dead one. Closing the pool destroys every sandbox it handed out or
 holds, on every path: normal exit, error, cancellation, SIGINT (anyio cancels the main task).
 
@@ -199,14 +199,20 @@ class SandboxPool:
                 return
             raise SandboxError(f"release of {_name(sandbox)}: not acquired from this pool (or released twice)")
         self._busy.pop(id(sandbox), None)
-        if dirty or self._closed:
-            await self._destroy(sandbox)
-        else:
+        if not dirty and not self._closed:
             self._idle.append(sandbox)
             self._notify()
+        elif self._tg is not None and not self._closed:
+            # Removal runs in the pool's task group: the caller does not wait for it, capacity
+            # counts it as stopping until it is gone, and closing the pool waits for it.
+            self._stopping += 1
+            self._tg.start_soon(self._stop_counted, sandbox)
+        else:
+            await self._destroy(sandbox)
 
     async def reset(self, sandbox: Sandbox) -> Sandbox:
-        """Destroy `sandbox` and return a fresh one (a warm one when available)."""
+        """Destroy `sandbox` and return a fresh one (a warm one when available); the removal of the
+        old one overlaps the wait for the new one."""
         await self.release(sandbox, dirty=True)
         return await self.acquire()
 
@@ -273,6 +279,10 @@ class SandboxPool:
 
     async def _destroy(self, box: Sandbox) -> None:
         self._stopping += 1
+        await self._stop_counted(box)
+
+    async def _stop_counted(self, box: Sandbox) -> None:
+        """provider.stop, shielded; the caller has counted `box` in `_stopping`."""
         try:
             with anyio.CancelScope(shield=True):
                 await self.provider.stop(box)
