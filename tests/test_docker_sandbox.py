@@ -156,9 +156,11 @@ async def _provider_containers(provider: DockerProvider) -> list[str]:
 
 
 async def test_start_that_misses_its_deadline_removes_the_container(desktop_image, test_run_id):
-    async with DockerProvider(DockerSettings(image=desktop_image, start_timeout_s=0.3), run_id=test_run_id) as p:
+    # Xvfb refuses depth 7, so the guest answers /health with 503 for ever: never ready.
+    settings = DockerSettings(image=desktop_image, start_timeout_s=2, env={"SCREEN_DEPTH": "7"})
+    async with DockerProvider(settings, run_id=test_run_id) as p:
         folders = set(p.runtime_dir.iterdir()) if p.runtime_dir.exists() else set()
-        with pytest.raises(SandboxError, match=r"cua-\w+: guest not ready after 0\.5s"):
+        with pytest.raises(SandboxError, match=r"cua-\w+: guest not ready after \d\.\ds; last error: .*HTTP 503"):
             await p.start()
         assert await _provider_containers(p) == []
         assert (set(p.runtime_dir.iterdir()) if p.runtime_dir.exists() else set()) == folders  # socket folder gone
