@@ -32,6 +32,12 @@ def _jsonl(obj: Any) -> bytes:
     return orjson.dumps(redact(obj, by_name=False), default=str) + b"\n"
 
 
+def _write_step(png_path: Path, png: bytes, traj_path: Path, line: bytes) -> None:
+    """The PNG (atomic), then the traj line naming it: one worker-thread call per step."""
+    write_atomic(png_path, png)
+    append_bytes(traj_path, line)
+
+
 class Attempt:
     """Handle the engine gets from `RunStore.begin_attempt`; closed by the next attempt or the result."""
 
@@ -92,12 +98,16 @@ class Attempt:
         line.update({k: v for k, v in step.items() if k not in OSWORLD_STEP_KEYS})
         line.setdefault("ts", now)
         line.setdefault("attempt", self.number)
-        if shot is not None:
-            # PNG first: a traj line never names a missing file. Atomic write + fsync: worker thread.
+        data = _jsonl(line)
+        if shot is None:
+            await self._append(TRAJ, data)
+            return n
+        # PNG first: a traj line never names a missing file. Both in one worker-thread call (the
+        # hop costs the loop more than the write), under the traj file's lock like any append.
+        async with self._locks.setdefault(TRAJ, anyio.Lock()):
             await anyio.to_thread.run_sync(
-                write_atomic, self.dir / shot, screenshot_png, limiter=self._limiter
+                _write_step, self.dir / shot, screenshot_png, self.dir / TRAJ, data, limiter=self._limiter
             )
-        await self._append(TRAJ, _jsonl(line))
         return n
 
     async def write_file(self, name: str, data: bytes) -> Path:

@@ -4,6 +4,9 @@ A hit returns the stored answer whatever the sampling parameters: replay after r
 exactly what the first run saw. One connection, used from one worker thread at a time (a
 CapacityLimiter of 1), WAL mode so readers in other processes are not blocked. Identical
 requests in flight at the same moment share the first one's answer instead of paying twice.
+Writes are group-committed: puts that arrive while a write is running go into the next
+transaction together (one thread hop and one commit for all of them), and each put still
+returns only once its rows are committed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +52,16 @@ def sync_request_hash(payload: dict[str, Any]) -> str:
     return _digest(payload)
 
 
+Row = tuple[str, str, str, bytes]  # key, kind, model, encoded value
+
+
+@dataclass
+class _Batch:
+    rows: list[Row] = field(default_factory=list)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: Exception | None = None
+
+
 class ResponseCache:
     def __init__(self, path: str | Path | None, *, enabled: bool = True) -> None:
         self.path = Path(path) if path is not None else None
@@ -61,6 +75,9 @@ class ResponseCache:
         # the same file meanwhile only costs a paid call, never a wrong answer.
         self._keys: set[str] = set()
         self._keys_loaded = False
+        self._collecting: _Batch | None = None  # rows waiting for the next transaction
+        self._writing = False
+        self._write_ended: anyio.Event | None = None  # set (and replaced) after every write
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -90,7 +107,7 @@ class ResponseCache:
                 found[key] = value
         return found
 
-    def _put_many(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+    def _put_many(self, rows: Sequence[Row]) -> None:
         conn = self._connect()
         now = time.time()
         with conn:
@@ -126,16 +143,46 @@ class ResponseCache:
     async def put_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
         if not self.enabled or not rows:
             return
-        encoded = [(k, kind, model, orjson.dumps(v)) for k, kind, model, v in rows]
+        batch = self._collecting
+        if batch is None:
+            batch = self._collecting = _Batch()
+        batch.rows.extend((k, kind, model, orjson.dumps(v)) for k, kind, model, v in rows)
+        # Our batch is written by whoever finds no write running: us, or a later caller of it.
+        while not batch.done.is_set():
+            if self._writing:
+                if self._write_ended is None:
+                    self._write_ended = anyio.Event()
+                await self._write_ended.wait()
+            else:
+                await self._write_collected()
+        if isinstance(batch.error, sqlite3.Error):  # a lost cache write costs money later, not correctness now
+            log.warning("LLM cache %s write failed: %s", self.path, batch.error)
+        elif batch.error is not None:
+            raise batch.error
+
+    async def _write_collected(self) -> None:
+        batch, self._collecting = self._collecting, None
+        if batch is None:
+            return
+        self._writing = True
         try:
             with anyio.CancelScope(shield=True):  # a paid answer is worth finishing the write
-                await self._run(self._put_many, encoded)
-        except sqlite3.Error as e:  # losing a cache write costs money later, not correctness now
-            log.warning("LLM cache %s write failed: %s", self.path, e)
-        else:
-            self._keys.update(k for k, _, _, _ in encoded)
+                try:
+                    await self._run(self._put_many, batch.rows)
+                except Exception as e:
+                    batch.error = e
+                else:
+                    self._keys.update(row[0] for row in batch.rows)
+        finally:
+            self._writing = False
+            batch.done.set()
+            ended, self._write_ended = self._write_ended, None
+            if ended is not None:
+                ended.set()
 
     async def aclose(self) -> None:
+        if self._collecting is not None and not self._writing:  # rows of cancelled puts
+            await self._write_collected()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with anyio.CancelScope(shield=True):
