@@ -12,8 +12,8 @@ Sandboxes come from the run's shared pool, so tasks compete for the same capacit
 - the *home* sandbox is the engine's (env.sandbox); it stays clean for the final replay, like
   upstream's reserved sandbox, unless the pool cannot give this task any other sandbox, in which
   case it is borrowed and reset before the final replay;
-- a task grows its set only while the pool has free capacity and nobody waits for it, and gives
-  sandboxes back while others wait;
+- a task grows its set only while the pool's free slots exceed the acquirers not yet served, and
+  gives sandboxes back while others wait;
 - it blocks on the pool only right after giving one back (or holding none), so tasks that each
   hold sandboxes can never wait for each other forever.
 """
