@@ -52,7 +52,7 @@ async def test_oracle_run_report_has_one_row_per_task_and_task_pages_show_their_
         key = sorted(k for k in view.results if k[0] == "sim1")[0]  # a row the domain filter shows
         task_dir = run_dir / key[0] / key[1]
         pngs = sorted(p.name for p in task_dir.glob("step_*.png"))
-        assert len(pngs) == 3
+        assert len(pngs) == 4  # the starting screen (step_0) and one after each of the three clicks
         await page.click(f'a[href="{page_name(key)}"]')
         await page.wait_for("document.getElementById('trajectory') !== null")
         images = await page.load_all_images()
