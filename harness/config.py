@@ -37,6 +37,8 @@ class RunConfig(BaseModel):
     action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
     observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
     concurrency: int = Field(4, ge=1, le=512)
+    sandboxes: int | None = Field(None, ge=1, le=2048, description="pool capacity (default: concurrency); tree "
+                                  "search uses the extra sandboxes to hold tree states instead of replaying")
     run_dir: Path | None = None
     max_steps: int = Field(15, ge=1)
     task_timeout: float = Field(1800.0, gt=0)

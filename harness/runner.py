@@ -123,8 +123,9 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
         if removed:
             log.info("removed %d leftover sandbox(es) from an earlier run", removed)
         pool = await stack.enter_async_context(
-            SandboxPool(provider, capacity=config.concurrency, max_starting=max(1, min(4, config.concurrency)),
-                        warm=config.concurrency))
+            SandboxPool(provider, capacity=max(config.sandboxes or 0, config.concurrency),
+                        # Starts are CPU-bound on the host: more in flight than cores made each slower.
+                        max_starting=max(1, min(os.cpu_count() or 2, config.concurrency)), warm=config.concurrency))
         from benchmarks.context import RunContext
 
         ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height))

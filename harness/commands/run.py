@@ -15,6 +15,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", help="agent name (see `python -m harness registry agents`)")
     p.add_argument("--model", help="model name for model agents")
     p.add_argument("--concurrency", type=int, help="tasks in flight (and sandboxes)")
+    p.add_argument("--sandboxes", type=int, help="sandbox pool capacity (default: --concurrency); give tree "
+                   "search room to keep tree states")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<suite>-<agent>-<time>)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--task-timeout", type=float, help="wall-clock seconds per task attempt")
@@ -58,7 +60,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             values.update(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
-    for key in ("benchmark", "agent", "model", "concurrency", "run_dir", "max_steps", "task_timeout", "domains",
+    for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
                 "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms"):
         value = getattr(args, key, None)
