@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,41 +30,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
+from vm.docker_gc import (  # re-exported: callers import them from vm.docker
+    LABEL_DIR,
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_PROVIDER,
+    LABEL_RUN,
+    gc_containers,
+    owner_label,
+)
+from vm.docker_gc import remove_labeled as _remove_labeled
 from vm.types import ExecResult, Observation, SandboxInfo
 
 log = logging.getLogger(__name__)
 
-LABEL_MANAGED = "cua-harness.managed"
-LABEL_RUN = "cua-harness.run"
-LABEL_PROVIDER = "cua-harness.provider"
-LABEL_DIR = "cua-harness.dir"
-LABEL_OWNER = "cua-harness.owner"  # host/pid/start-time of the harness process that started it
-
-
-def _process_start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # Field 22 (starttime) follows the parenthesised command name, which may hold spaces.
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def owner_label() -> str:
-    """Identifies this process, so gc can tell a crashed run's containers from a live run's."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}/{pid}/{_process_start_time(pid) or '?'}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """True when the labelled owner is a live process on this host (pid reuse detected by start time)."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition("/")
-    pid, _, started = rest.partition("/")
-    if host != socket.gethostname() or not pid.isdigit():
-        return host != socket.gethostname()  # another host's containers are never ours to judge
-    return _process_start_time(int(pid)) == started
 GUEST_MOUNT = "/run/guest"
 SOCKET_NAME = "guest.sock"
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -461,49 +439,3 @@ def _make_sandbox_dir(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.mkdir(mode=0o777)
     path.chmod(0o777)
-
-
-async def _remove_labeled(docker: aiodocker.Docker, labels: list[str], *, stale_only: bool = False) -> int:
-    with anyio.fail_after(30.0):
-        found = await docker.containers.list(all=True, filters={"label": [f"{LABEL_MANAGED}=1", *labels]})
-    if stale_only:
-        # Only containers whose harness process is gone: a concurrent live run keeps its sandboxes.
-        found = [c for c in found if not owner_alive((c["Labels"] or {}).get(LABEL_OWNER))]
-    removed = 0
-
-    async def remove(container: Any) -> None:
-        nonlocal removed
-        try:
-            with anyio.fail_after(60.0):
-                await container.delete(force=True, v=True)
-            removed += 1
-        except aiodocker.DockerError as e:
-            if e.status != 404:
-                log.warning("gc: could not remove container %s: %s", container.id[:12], e.message)
-        folder = (container["Labels"] or {}).get(LABEL_DIR) if "Labels" in container else None
-        if folder and Path(folder).parent.name.startswith("cua-harness"):
-            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
-
-    async with anyio.create_task_group() as tg:
-        for container in found:
-            tg.start_soon(remove, container)
-    return removed
-
-
-async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker | None = None,
-                        stale_only: bool = False) -> int:
-    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given); return the count.
-
-    `stale_only`: keep containers whose owning harness process is still alive on this host.
-    """
-    labels = [f"{LABEL_RUN}={run_id}"] if run_id else []
-    if docker is not None:
-        return await _remove_labeled(docker, labels, stale_only=stale_only)
-    try:
-        client = aiodocker.Docker()
-    except Exception as e:
-        raise SandboxError(f"no Docker engine found (DOCKER_HOST or /var/run/docker.sock): {e}") from e
-    try:
-        return await _remove_labeled(client, labels, stale_only=stale_only)
-    finally:
-        await client.close()
