@@ -183,6 +183,15 @@ async def _stop(proc: Any) -> None:
         await proc.aclose()
 
 
+def _process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) of another process so far, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 async def _sim_stats(base_url: str) -> dict[str, Any]:
     import aiohttp
 
@@ -234,6 +243,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
             "max_steps": max(15, opts.steps + 3), "screen_width": opts.screen[0], "screen_height": opts.screen[1],
         }, source="bench engine")
         sim.COUNTERS.reset()
+        sim_cpu0 = _process_cpu_s(proc.pid)
         lag = LoopLag()
         cpu0, t0 = time.process_time(), time.perf_counter()
         async with anyio.create_task_group() as tg:
@@ -244,6 +254,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         cpu = time.process_time() - cpu0
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         server = await _sim_stats(url)
+        sim_cpu1 = _process_cpu_s(proc.pid)
     finally:
         await _stop(proc)
     results = await anyio.to_thread.run_sync(scan_results, run_dir)
@@ -278,6 +289,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         "llm_calls": llm_calls,
         "llm_server_requests": server.get("requests"),
         "llm_server_429": server.get("rate_limited"),
+        "llm_sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3) if sim_cpu0 is not None and sim_cpu1 is not None else None,
         "sim_env_ops": {"starts": sim.COUNTERS.starts, "observes": sim.COUNTERS.observes,
                         "executes": sim.COUNTERS.executes, "latency_s": round(sim.COUNTERS.latency_s, 3)},
         "run_exit_code": code,

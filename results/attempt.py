@@ -14,6 +14,7 @@ import orjson
 from results.atomic import append_bytes, write_atomic
 from results.layout import TRAJ, check_file_name
 from results.redact import redact
+from results.stepwriter import StepWriter
 
 # traj.jsonl keys in OSWorld's order; anything else the caller passes follows them.
 OSWORLD_STEP_KEYS = (
@@ -32,17 +33,12 @@ def _jsonl(obj: Any) -> bytes:
     return orjson.dumps(redact(obj, by_name=False), default=str) + b"\n"
 
 
-def _write_step(png_path: Path, png: bytes, traj_path: Path, line: bytes) -> None:
-    """The PNG (atomic), then the traj line naming it: one worker-thread call per step."""
-    write_atomic(png_path, png)
-    append_bytes(traj_path, line)
-
-
 class Attempt:
     """Handle the engine gets from `RunStore.begin_attempt`; closed by the next attempt or the result."""
 
     def __init__(
-        self, domain: str, task_id: str, directory: Path, number: int, limiter: anyio.CapacityLimiter
+        self, domain: str, task_id: str, directory: Path, number: int, limiter: anyio.CapacityLimiter,
+        steps: StepWriter | None = None,
     ) -> None:
         self.domain = domain
         self.task_id = task_id
@@ -50,6 +46,7 @@ class Attempt:
         self.number = number
         self.steps = 0  # highest step number recorded so far
         self._limiter = limiter
+        self._steps = steps or StepWriter(limiter)  # the run store shares one across attempts
         self._locks: dict[str, anyio.Lock] = {}
         self._closed = False
 
@@ -98,16 +95,9 @@ class Attempt:
         line.update({k: v for k, v in step.items() if k not in OSWORLD_STEP_KEYS})
         line.setdefault("ts", now)
         line.setdefault("attempt", self.number)
-        data = _jsonl(line)
-        if shot is None:
-            await self._append(TRAJ, data)
-            return n
-        # PNG first: a traj line never names a missing file. Both in one worker-thread call (the
-        # hop costs the loop more than the write), under the traj file's lock like any append.
-        async with self._locks.setdefault(TRAJ, anyio.Lock()):
-            await anyio.to_thread.run_sync(
-                _write_step, self.dir / shot, screenshot_png, self.dir / TRAJ, data, limiter=self._limiter
-            )
+        # PNG first, so a traj line never names a missing file; the step writer batches the steps
+        # of all attempts into few worker-thread calls and keeps each file's lines in call order.
+        await self._steps.write(self.dir / shot if shot else None, screenshot_png, self.dir / TRAJ, _jsonl(line))
         return n
 
     async def write_file(self, name: str, data: bytes) -> Path:

@@ -27,6 +27,7 @@ from results.redact import redact, redact_text
 from results.resume import DuplicateResultError, prepare_attempt, read_result, scan_results, write_result
 from results.rundir import Opened, open_run_dir
 from results.runinfo import harness_version
+from results.stepwriter import StepWriter
 from results.summary import summarize
 
 __all__ = ["DuplicateResultError", "RunStore"]
@@ -64,6 +65,7 @@ class RunStore:
         self._active: dict[TaskKey, Attempt] = {}
         self._numbers: dict[TaskKey, int] = {}
         self._busy: set[TaskKey] = set()  # keys with a begin_attempt or record_result in flight
+        self._steps = StepWriter(limiter)  # step PNGs + traj lines of every attempt, batched
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -186,7 +188,7 @@ class RunStore:
                 )
         finally:
             self._busy.discard(key)
-        attempt = Attempt(domain, task_id, directory, number, self._io)
+        attempt = Attempt(domain, task_id, directory, number, self._io, self._steps)
         self._active[key] = attempt
         self._numbers[key] = number
         if moved is not None:
