@@ -75,6 +75,7 @@ def canonical(code: str) -> str:
 
 
 _SHOTS: dict[tuple[int, int, str], bytes] = {}
+_SHOT_LOCKS: dict[tuple[int, int, str], anyio.Lock] = {}
 
 
 async def _screenshot_for(width: int, height: int, label: str) -> bytes:
@@ -86,9 +87,13 @@ async def _screenshot_for(width: int, height: int, label: str) -> bytes:
     key = (width, height, label)
     shot = _SHOTS.get(key)
     if shot is None:
-        shot = await anyio.to_thread.run_sync(_screenshot, width, height, label)
-        if len(_SHOTS) < 1024:
-            _SHOTS[key] = shot
+        # One render per key: hundreds of sandboxes observing the same state at start wait for it.
+        async with _SHOT_LOCKS.setdefault(key, anyio.Lock()):
+            shot = _SHOTS.get(key)
+            if shot is None:
+                shot = await anyio.to_thread.run_sync(_screenshot, width, height, label)
+                if len(_SHOTS) < 1024:
+                    _SHOTS[key] = shot
     return shot
 
 
