@@ -123,7 +123,7 @@ class Engine:
                     return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
                 # The starting screen, for the report (step_1.png is the screen after action 1).
                 start = await box.observe(accessibility=False)
-                await attempt.write_file("step_0.png", start.screenshot)
+                await attempt.write_file("step_0.png", start.screenshot, durable=False)
                 return await self._solve_and_score(task, env)
             finally:
                 await env.aclose()

@@ -41,11 +41,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
     """Replace `path` with `data`: temp file in the same folder, fsync, os.replace, fsync dir.
 
     `durable=False` skips both fsyncs: still atomic against a process crash (rename is atomic),
-    but not against power loss. Nothing in this package uses it for records.
+    but not against power loss. Records use it only for step screenshots (results/stepwriter.py).
+    `sync_dir=False` leaves the folder's fsync to the caller (one for several files).
     """
     tmp = temp_name_for(path)
     try:
@@ -67,7 +68,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         except OSError:
             pass
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
 
 

@@ -100,10 +100,16 @@ class Attempt:
         await self._steps.write(self.dir / shot if shot else None, screenshot_png, self.dir / TRAJ, _jsonl(line))
         return n
 
-    async def write_file(self, name: str, data: bytes) -> Path:
-        """Atomically write one file (tree.json, recording, ...) into the task folder."""
+    async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path:
+        """Atomically write one file (tree.json, recording, ...) into the task folder.
+
+        `durable=False` (screenshots): batched with the step writes, no fsync (see stepwriter.py).
+        """
         self._check_open(f"write {name}")
         path = self.dir / check_file_name(name)
+        if not durable:
+            await self._steps.write(path, bytes(data))
+            return path
         await anyio.to_thread.run_sync(write_atomic, path, bytes(data), limiter=self._limiter)
         return path
 

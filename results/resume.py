@@ -125,15 +125,18 @@ def move_aside(task_dir: Path) -> tuple[int, list[str]] | None:
 
 def prepare_attempt(directory: Path, session: int) -> tuple[int, tuple[int, list[str]] | None]:
     """Move an unfinished attempt aside and claim the next number (attempt.json is written first)."""
-    if read_result(directory) is not None:  # memory said unfinished; the disk is the authority
-        raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
     created = not directory.exists()
+    if not created and read_result(directory) is not None:  # memory said unfinished; the disk decides
+        raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
+    domain_created = created and not directory.parent.exists()
     directory.mkdir(parents=True, exist_ok=True)
     if created:
         fsync_dir(directory.parent)
-        fsync_dir(directory.parent.parent)
-    moved = move_aside(directory)
-    number = next_attempt_number(directory)
+        if domain_created:
+            fsync_dir(directory.parent.parent)
+    # A folder made just now holds no earlier attempt: nothing to move, number 1.
+    moved = None if created else move_aside(directory)
+    number = 1 if created else next_attempt_number(directory)
     marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
     write_atomic(directory / ATTEMPT_JSON, dump_json(marker))
     return number, moved
@@ -144,5 +147,7 @@ def write_result(directory: Path, record: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if record["attempts"] is None:  # no attempt began in this session: count what is on disk
         record["attempts"] = next_attempt_number(directory) - 1
-    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode())
-    write_atomic(directory / RESULT_JSON, dump_json(record))
+    # Both renames, then one folder fsync: it makes them durable together, in order.
+    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode(), sync_dir=False)
+    write_atomic(directory / RESULT_JSON, dump_json(record), sync_dir=False)
+    fsync_dir(directory)

@@ -27,8 +27,8 @@ from results.atomic import append_bytes, write_atomic
 class StepJob:
     png_path: Path | None
     png: bytes | None
-    traj_path: Path
-    line: bytes
+    traj_path: Path | None
+    line: bytes | None
     error: BaseException | None = None
 
 
@@ -44,7 +44,8 @@ def write_jobs(jobs: list[StepJob]) -> None:
         try:
             if job.png_path is not None and job.png is not None:
                 write_atomic(job.png_path, job.png, durable=False)
-            append_bytes(job.traj_path, job.line, durable=False)
+            if job.traj_path is not None and job.line is not None:
+                append_bytes(job.traj_path, job.line, durable=False)
         except OSError as e:
             job.error = e
 
@@ -60,7 +61,8 @@ class StepWriter:
         self.batches = 0  # worker calls so far (far below the number of steps under load)
         self.steps = 0
 
-    async def write(self, png_path: Path | None, png: bytes | None, traj_path: Path, line: bytes) -> None:
+    async def write(self, png_path: Path | None, png: bytes | None, traj_path: Path | None = None,
+                    line: bytes | None = None) -> None:
         job = StepJob(png_path, png, traj_path, line)
         batch = self._collecting
         if batch is None:
