@@ -205,6 +205,15 @@ async def _sim_stats(base_url: str) -> dict[str, Any]:
 # ---- the run -----------------------------------------------------------------------------------
 
 
+def _make_work_dir(work_dir: Path | None) -> Path:
+    if work_dir:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        return Path(work_dir)
+    # Where `harness run` puts run directories: the disk a real run writes to.
+    Path("runs").mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"bench-engine-{time.strftime('%Y%m%d-%H%M%S')}-", dir="runs"))
+
+
 def _preload(agent: str) -> None:
     """Import what a run imports lazily (SDKs, metric modules: ~1 s of one-time CPU) before the
     clock starts: the bench measures a run's throughput, not the interpreter's start-up."""
@@ -239,8 +248,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
     from results.resume import scan_results
     from vm import sim
 
-    work = Path(opts.work_dir) if opts.work_dir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = await anyio.to_thread.run_sync(_make_work_dir, opts.work_dir)
     run_dir = work / "run"
     if run_dir.exists():
         raise FileExistsError(f"--work-dir {work}: holds a run directory from an earlier bench; use a fresh folder")
@@ -338,7 +346,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rpm", type=int, default=None, help="requests/min limit of llm-sim and of our client")
     p.add_argument("--steps", type=int, default=3, help="correct actions per simulated task (K of chain-K)")
     p.add_argument("--max-in-flight", type=int, default=None, help="LLM client in-flight cap (default: sessions)")
-    p.add_argument("--work-dir", type=Path, default=None, help="keep suite, run directory and llm-sim log here")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="keep suite, run directory and llm-sim log here (default: a folder in runs/, removed after)")
     p.add_argument("--progress", action="store_true", help="show the run's progress display (measured too)")
     p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the metrics here")
     p.set_defaults(func=_cli)
