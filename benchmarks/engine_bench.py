@@ -269,13 +269,13 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         sim.COUNTERS.reset()
         sim_cpu0 = _process_cpu_s(proc.pid)
         lag = LoopLag()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, loop_cpu0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lag.run)
             code = await execute_run(config, show_summary=False)
             tg.cancel_scope.cancel()
         wall = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
+        cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         server = await _sim_stats(url)
         sim_cpu1 = _process_cpu_s(proc.pid)
@@ -308,6 +308,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         "loop_lag_samples": len(lag.lags_ms),
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
+        "loop_thread_busy": round(loop_cpu / wall, 3) if wall > 0 else None,  # event-loop thread CPU / wall
         "tasks_done": len(results),
         "steps": steps,
         "llm_calls": llm_calls,

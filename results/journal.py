@@ -61,6 +61,8 @@ class Journal:
         self._closed = False
         self.lines_written = 0
         self.flushes = 0  # write+fsync calls so far (batching makes this far below lines_written)
+        self._emitted = 0  # lines buffered so far (a sequence number)
+        self._flushed = 0  # lines up to this number are on disk
 
     @classmethod
     async def open(cls, path: Path, *, session: int, **kwargs: Any) -> Journal:
@@ -82,12 +84,20 @@ class Journal:
         )
         self._buf.append(line + b"\n")
         self._buf_bytes += len(line) + 1
+        self._emitted += 1
 
     async def append(self, event: str, *, durable: bool = False, **fields: Any) -> None:
         """Buffer one event and flush if due; `durable=True` returns only once it is on disk."""
         self.emit(event, **fields)
         if durable:
-            await self.flush()
+            # Group commit: a flush that started after our line was buffered carries it; only if
+            # none did do we flush ourselves (many durable events -> few write+fsync calls).
+            mine = self._emitted
+            while self._flushed < mine:
+                async with self._lock:
+                    if self._flushed >= mine or not self._buf:
+                        break
+                    await self._flush_locked()
             return
         if self._lock.locked():
             return  # a flush is in progress; this line goes with the next one
@@ -100,28 +110,33 @@ class Journal:
     async def flush(self) -> None:
         """Write everything buffered so far (one write + fsync in a worker thread)."""
         async with self._lock:
-            if not self._buf:
-                return
-            data = b"".join(self._buf)
-            if self._needs_newline:
-                data = b"\n" + data
-            pieces = len(self._buf)
-            self._buf.clear()
-            self._buf_bytes = 0
-            try:
-                # fsync blocks for ~1 ms: worker thread. Not abandoned on cancel, so a
-                # started write always completes and the buffer state stays truthful.
-                await anyio.to_thread.run_sync(append_bytes, self.path, data, limiter=self._limiter)
-            except BaseException:
-                # Keep the lines for a later flush; the file may now end mid-line.
-                self._buf.insert(0, data.lstrip(b"\n"))
-                self._buf_bytes += len(data)
-                self._needs_newline = True
-                raise
-            self._needs_newline = False
-            self.lines_written += pieces
-            self.flushes += 1
-            self._last_flush = time.monotonic()
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if not self._buf:
+            return
+        upto = self._emitted  # every buffered line is in this write
+        data = b"".join(self._buf)
+        if self._needs_newline:
+            data = b"\n" + data
+        pieces = len(self._buf)
+        self._buf.clear()
+        self._buf_bytes = 0
+        try:
+            # fsync blocks for ~1 ms: worker thread. Not abandoned on cancel, so a
+            # started write always completes and the buffer state stays truthful.
+            await anyio.to_thread.run_sync(append_bytes, self.path, data, limiter=self._limiter)
+        except BaseException:
+            # Keep the lines for a later flush; the file may now end mid-line.
+            self._buf.insert(0, data.lstrip(b"\n"))
+            self._buf_bytes += len(data)
+            self._needs_newline = True
+            raise
+        self._needs_newline = False
+        self._flushed = max(self._flushed, upto)
+        self.lines_written += pieces
+        self.flushes += 1
+        self._last_flush = time.monotonic()
 
     async def run_flusher(self) -> None:
         """Flush every `flush_interval` until cancelled; start it in the engine's task group."""

@@ -3,8 +3,9 @@
 A step write is small (a screenshot, one JSON line) and frequent (hundreds per second at scale);
 the worker-thread hop and its wake-ups cost the event loop more than the write itself. Writes
 that arrive while a batch is on disk are collected and written together by the next worker
-call, in arrival order, so each attempt's traj lines keep their order and each PNG lands before
-the line naming it. Callers still return only after their own step is written.
+call, in arrival order. A few lanes write in parallel (file creation is slow on some disks);
+a task folder always uses the same lane, so each attempt's traj lines keep their order and each
+PNG lands before the line naming it. Callers return only after their own step is written.
 
 Durability: step files are written without fsync. They survive a crash of the harness process
 (atomic rename for the PNG, one O_APPEND write per line), not a power loss; the task's
@@ -53,17 +54,37 @@ def write_jobs(jobs: list[StepJob]) -> None:
 class StepWriter:
     """One per run store; `await write(...)` returns once that step is on disk (page cache)."""
 
-    def __init__(self, limiter: anyio.CapacityLimiter | None = None) -> None:
+    def __init__(self, limiter: anyio.CapacityLimiter | None = None, *, lanes: int = 4) -> None:
+        self._lanes = [_Lane(limiter) for _ in range(max(1, lanes))]
+
+    @property
+    def batches(self) -> int:
+        """Worker calls so far (far below the number of steps under load)."""
+        return sum(lane.batches for lane in self._lanes)
+
+    @property
+    def steps(self) -> int:
+        return sum(lane.steps for lane in self._lanes)
+
+    async def write(self, png_path: Path | None, png: bytes | None, traj_path: Path | None = None,
+                    line: bytes | None = None) -> None:
+        folder = (png_path or traj_path or Path()).parent
+        lane = self._lanes[hash(folder) % len(self._lanes)]
+        await lane.write(StepJob(png_path, png, traj_path, line))
+
+
+class _Lane:
+    """Sequential batches: each worker call writes everything collected while the last one ran."""
+
+    def __init__(self, limiter: anyio.CapacityLimiter | None) -> None:
         self._limiter = limiter
         self._collecting: _Batch | None = None
         self._writing = False
         self._write_ended: anyio.Event | None = None
-        self.batches = 0  # worker calls so far (far below the number of steps under load)
+        self.batches = 0
         self.steps = 0
 
-    async def write(self, png_path: Path | None, png: bytes | None, traj_path: Path | None = None,
-                    line: bytes | None = None) -> None:
-        job = StepJob(png_path, png, traj_path, line)
+    async def write(self, job: StepJob) -> None:
         batch = self._collecting
         if batch is None:
             batch = self._collecting = _Batch()

@@ -2,8 +2,10 @@
 
 Every write is an atomic replace (results/atomic.py) or a journal append (results/journal.py),
 so a SIGKILL at any instant leaves a directory `RunStore.open` accepts. Blocking file work runs
-in worker threads behind one named limiter (`io_threads`); only dict/set bookkeeping and the
-journal's in-memory buffer are touched on the event loop.
+in worker threads behind named limiters: `io_threads` for attempt and result files, one thread
+for journal flushes and `step_lanes` for step screenshots and traj lines (so a durable journal
+flush never queues behind step writes); only dict/set bookkeeping and the journal's in-memory
+buffer are touched on the event loop.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from results.stepwriter import StepWriter
 from results.summary import summarize
 
 __all__ = ["DuplicateResultError", "RunStore"]
+
+_STEP_LANES = 4
 
 
 def _as_score(value: Any, key: TaskKey) -> float:
@@ -65,7 +69,8 @@ class RunStore:
         self._active: dict[TaskKey, Attempt] = {}
         self._numbers: dict[TaskKey, int] = {}
         self._busy: set[TaskKey] = set()  # keys with a begin_attempt or record_result in flight
-        self._steps = StepWriter(limiter)  # step PNGs + traj lines of every attempt, batched
+        # Step PNGs + traj lines of every attempt, batched, on their own threads.
+        self._steps = StepWriter(anyio.CapacityLimiter(_STEP_LANES), lanes=_STEP_LANES)
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -94,7 +99,7 @@ class RunStore:
                 path / EVENTS,
                 session=opened.scan.last_session + 1,
                 flush_interval=flush_interval,
-                limiter=limiter,
+                limiter=anyio.CapacityLimiter(1),  # flushes are serial anyway (journal lock)
             )
             store = cls(path, opened, journal, limiter)
             journal.emit(
