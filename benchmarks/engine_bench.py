@@ -286,7 +286,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
     solved = sum(1 for r in results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
     llm_calls = int(server.get("status", {}).get("200", 0))
     bound = compute_bound(sessions=opts.sessions, tasks_done=len(results), llm_calls=llm_calls,
-                          env_latency_s=sim.COUNTERS.latency_s, llm_latency_s=opts.llm_latency_ms / 1000,
+                          env_latency_s=sim.COUNTERS.task_latency_s, llm_latency_s=opts.llm_latency_ms / 1000,
                           rpm=opts.rpm, max_in_flight=max_in_flight)
     achieved = len(results) / wall if wall > 0 else 0.0
     out = {
@@ -316,7 +316,9 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         "llm_server_429": server.get("rate_limited"),
         "llm_sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3) if sim_cpu0 is not None and sim_cpu1 is not None else None,
         "sim_env_ops": {"starts": sim.COUNTERS.starts, "observes": sim.COUNTERS.observes,
-                        "executes": sim.COUNTERS.executes, "latency_s": round(sim.COUNTERS.latency_s, 3)},
+                        "executes": sim.COUNTERS.executes, "loaded": sim.COUNTERS.loaded,
+                        "latency_s": round(sim.COUNTERS.latency_s, 3),
+                        "task_latency_s": round(sim.COUNTERS.task_latency_s, 3)},
         "run_exit_code": code,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "max_in_flight": max_in_flight,

@@ -124,8 +124,11 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             log.info("removed %d leftover sandbox(es) from an earlier run", removed)
         pool = await stack.enter_async_context(
             SandboxPool(provider, capacity=max(config.sandboxes or 0, config.concurrency),
-                        # Starts are CPU-bound on the host: more in flight than cores made each slower.
-                        max_starting=max(1, min(os.cpu_count() or 2, config.concurrency)), warm=config.concurrency))
+                        # Starts are CPU-bound on the host: more in flight than cores made each slower
+                        # (a provider whose starts are not, like sim, says how many it takes).
+                        max_starting=getattr(provider, "max_starting", None)
+                        or max(1, min(os.cpu_count() or 2, config.concurrency)),
+                        warm=config.concurrency))
         from benchmarks.context import RunContext
 
         ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height))

@@ -138,19 +138,23 @@ class SimCounters:
     starts: int = 0
     observes: int = 0
     executes: int = 0
+    loaded: int = 0  # sandboxes that got a scenario (served a task; warm leftovers did not)
     latency_s: float = 0.0  # simulated latency slept, summed over all sandboxes
+    task_latency_s: float = 0.0  # the part tasks waited for: their sandboxes' starts, observes, executes
 
     def reset(self) -> None:
-        self.starts = self.observes = self.executes = 0
-        self.latency_s = 0.0
+        self.starts = self.observes = self.executes = self.loaded = 0
+        self.latency_s = self.task_latency_s = 0.0
 
 
 COUNTERS = SimCounters()
 
 
-async def _delay(seconds: float) -> None:
+async def _delay(seconds: float, *, task: bool = True) -> None:
     if seconds:
         COUNTERS.latency_s += seconds
+        if task:
+            COUNTERS.task_latency_s += seconds
         await anyio.sleep(seconds)
 
 
@@ -254,6 +258,9 @@ class SimSandbox:
             raise SandboxError(f"sim sandbox {self.info.id}: not running")
 
     def load(self, scenario: Scenario) -> None:
+        if self.scenario is None:  # its start was on a task's path
+            COUNTERS.loaded += 1
+            COUNTERS.task_latency_s += self.latency.start
         self.scenario, self.state = scenario, "0"
         self.files["/sim/state"] = b"0"
 
@@ -300,6 +307,8 @@ class SimSandbox:
 
 class SimProvider:
     name = "sim"
+    # Simulated starts cost no host CPU: the pool need not hold them to a few at a time (Docker's do).
+    max_starting = 1024
 
     def __init__(self, *, run_id: str = "sim", screen_size: tuple[int, int] = (1920, 1080),
                  latency: SimLatency | None = None) -> None:
@@ -312,7 +321,7 @@ class SimProvider:
 
     async def start(self) -> SimSandbox:
         COUNTERS.starts += 1
-        await _delay(self.latency.start)
+        await _delay(self.latency.start, task=False)  # counted for tasks when a scenario loads
         sid = f"sim-{next(self._ids)}"
         box = SimSandbox(SandboxInfo(id=sid, provider="sim", run_id=self.run_id), self.screen_size, self.latency)
         self.live[sid] = box
