@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 POLICY = "benchmarks.engine_bench:solver_policy"
+# Tree search asks the model for samples, judge verdicts, debates and reflections: the mcts
+# package's scripted chain model plays every role from the same state labels.
+TREE_POLICY = "search.mcts.sim_model:policy"
+TREE_AGENTS = frozenset({"mcts", "rmcts"})
 _STATE = re.compile(r"(chain-\d+(?:-trap)?(?:-s\d+)?) state (\w+)")
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +76,9 @@ class EngineBenchOptions:
     rpm: int | None = None
     steps: int = 3  # K of the chain-K scenarios: K clicks + DONE = K+1 model calls per task
     max_in_flight: int | None = None  # the LLM client's in-flight cap; default: one per session
+    sandboxes: int | None = None  # pool capacity (tree search holds states in extra sandboxes)
+    agent_options: dict[str, Any] | None = None
+    policy: str | None = None  # llm-sim policy; default: by agent (POLICY / TREE_POLICY)
     screen: tuple[int, int] = (1920, 1080)
     work_dir: Path | None = None
     keep: bool = False
@@ -139,8 +146,9 @@ async def _start_llm_sim(opts: EngineBenchOptions, log_path: Path) -> tuple[Any,
     """Start `python -m harness llm-sim` on a free loopback port; (process, base URL)."""
     import anyio
 
+    policy = opts.policy or (TREE_POLICY if opts.agent in TREE_AGENTS else POLICY)
     argv = [sys.executable, "-m", "harness", "llm-sim", "--host", "127.0.0.1", "--port", "0",
-            "--latency-ms", str(opts.llm_latency_ms), "--policy", POLICY]
+            "--latency-ms", str(opts.llm_latency_ms), "--policy", policy]
     if opts.rpm:
         argv += ["--rpm", str(opts.rpm)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
@@ -234,7 +242,7 @@ def _providers(url: str, opts: EngineBenchOptions, max_in_flight: int) -> dict[s
                                 "max_in_flight": max_in_flight, "timeout_s": 60 + opts.llm_latency_ms / 1000 * 3}
     if opts.rpm:
         endpoint["rpm"] = opts.rpm
-    return {"default_model": "sim-model", "endpoints": [endpoint]}
+    return {"default_model": "sim-model", "embedding_model": "sim-embed", "endpoints": [endpoint]}
 
 
 async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
@@ -262,7 +270,8 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         providers_file.write_bytes(orjson.dumps(_providers(url, opts, max_in_flight)))
         config = make_config({
             "benchmark": str(suite), "agent": opts.agent, "model": "sim-model", "provider": opts.provider,
-            "concurrency": opts.sessions, "run_dir": run_dir, "sim_latency_ms": opts.env_latency_ms,
+            "concurrency": opts.sessions, "sandboxes": opts.sandboxes, "agent_options": opts.agent_options or {},
+            "run_dir": run_dir, "sim_latency_ms": opts.env_latency_ms,
             "providers_file": str(providers_file), "quiet": not opts.progress,
             "max_steps": max(15, opts.steps + 3), "screen_width": opts.screen[0], "screen_height": opts.screen[1],
         }, source="bench engine")
@@ -349,6 +358,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rpm", type=int, default=None, help="requests/min limit of llm-sim and of our client")
     p.add_argument("--steps", type=int, default=3, help="correct actions per simulated task (K of chain-K)")
     p.add_argument("--max-in-flight", type=int, default=None, help="LLM client in-flight cap (default: sessions)")
+    p.add_argument("--sandboxes", type=int, default=None, help="pool capacity (default: sessions; tree search "
+                   "keeps tree states in the extra ones)")
+    p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="agent knob, as for `run` (e.g. iterations=10 for rmcts)")
+    p.add_argument("--policy", default=None, help="llm-sim policy module:function (default: by agent)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep suite, run directory and llm-sim log here (default: a folder in runs/, removed after)")
     p.add_argument("--progress", action="store_true", help="show the run's progress display (measured too)")
@@ -373,10 +387,13 @@ def _cli(args: argparse.Namespace) -> int:
     if args.provider == "docker":
         raise ConfigError("bench engine --provider docker: the simulated tasks need the sim provider; "
                           "a Docker scenario is not available yet")
+    from harness.commands.run import _agent_options
+
     opts = EngineBenchOptions(
         sessions=args.sessions, tasks=args.tasks, agent=args.agent, provider=args.provider,
         llm_latency_ms=args.llm_latency_ms, env_latency_ms=args.env_latency_ms, rpm=args.rpm, steps=args.steps,
         max_in_flight=args.max_in_flight, work_dir=args.work_dir, progress=args.progress,
+        sandboxes=args.sandboxes, agent_options=_agent_options(args.agent_option), policy=args.policy,
     )
     result = aio.run(run_engine_bench, opts)
     print(_table(result))
