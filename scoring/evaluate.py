@@ -93,8 +93,7 @@ async def score_metric(spec: MetricSpec, guest: Guest, ctx: TaskContext) -> Metr
 
 async def evaluate(task: Task, guest: Guest, actions: Sequence[Any], ctx: RunContext | TaskContext) -> EvalResult:
     """Score the final state of `guest` for `task` after the agent's `actions` (0..1 plus details)."""
-    tctx = ctx.for_evaluation(task, guest) if isinstance(ctx, RunContext) else ctx
-    await tctx.ensure_dirs()
+    tctx = ctx.for_evaluation(task, guest) if isinstance(ctx, RunContext) else ctx  # folder made on use
     ev = task.evaluator
     if ev.postconfig:
         await run_setup(ev.postconfig, guest, tctx, phase="postconfig")
