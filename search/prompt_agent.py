@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class PromptAgent:
     def __init__(self, options: PromptAgentOptions, llm: Any = None) -> None:
         self.options = options
         self.llm = llm  # harness.llm.LLMClient; the engine may set it after construction
+        self._cpu: anyio.CapacityLimiter | None = None
         # Fail at construction, not mid-run, on an impossible combination.
         prompts.system_prompt(options.observation_type, options.action_space)
 
@@ -138,7 +140,7 @@ class PromptAgent:
             if obs is None or o.observation_type != "screenshot":
                 obs = await env.observe()  # the post-action observation has no accessibility tree
             prepared = await anyio.to_thread.run_sync(
-                prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens)
+                prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens, limiter=self._cpu_limiter())
             if system is None:
                 system = prompts.task_prompt(
                     prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
@@ -189,6 +191,13 @@ class PromptAgent:
         return outcome
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    def _cpu_limiter(self) -> anyio.CapacityLimiter:
+        """Threads for observation prep (XML, base64, PNG): CPU work under the GIL, so more threads
+        than cores only add contention; shared by every task of the run (named limit)."""
+        if self._cpu is None:
+            self._cpu = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+        return self._cpu
 
     async def _complete(self, messages: list[dict[str, Any]], task: Any) -> Any:
         o = self.options
