@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+import orjson
 from aiohttp import web
 
 from harness.errors import ConfigError
@@ -132,7 +133,13 @@ class _Window:
 def _error(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
            param: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return web.json_response(body, status=status, headers=headers)
+    return _json(body, status=status, headers=headers)
+
+
+def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """orjson instead of aiohttp's stdlib encoder: at hundreds of requests/s the simulator's own CPU
+    competes with the harness it measures (it runs on the same machine)."""
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 class SimServer:
@@ -247,7 +254,7 @@ class SimServer:
         if denied is not None:
             return denied, record
         try:
-            body = await request.json()
+            body = orjson.loads(await request.read())  # requests carry screenshots: parse fast
             if not isinstance(body, dict):
                 raise ValueError("body is not an object")
         except ValueError:
@@ -303,7 +310,7 @@ class SimServer:
         choices = [result] * n if isinstance(result, str) else [str(r) for r in result] or [""]
         await self._latency()
         completion = sum(chars_estimate(c) for c in choices)
-        return web.json_response({
+        return _json({
             "id": f"chatcmpl-sim-{len(self.records)}", "object": "chat.completion", "created": int(time.time()),
             "model": record.model,
             "choices": [{"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": "stop",
@@ -326,7 +333,7 @@ class SimServer:
             return await self._fault(fault)
         data = [{"object": "embedding", "index": i, "embedding": embed_text(t, self.config.embed_dim)}
                 for i, t in enumerate(texts)]
-        return web.json_response({"object": "list", "data": data, "model": record.model,
+        return _json({"object": "list", "data": data, "model": record.model,
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
                                  headers=limit_headers)
 
@@ -351,10 +358,10 @@ class SimServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-sim"} for m in self.config.models]
-        return web.json_response({"object": "list", "data": data})
+        return _json({"object": "list", "data": data})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats())
+        return _json(self.stats())
 
     # -- measurements --------------------------------------------------------------------------------
     def max_in_window(self, window_s: float | None = None) -> int:
