@@ -40,7 +40,7 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     owner_label,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
-from vm.types import ExecResult, Observation, SandboxInfo
+from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class DockerSettings(BaseModel):
         )
 
 
-class DockerSandbox:
+class DockerSandbox(GuestBacked):
     """One running container + its guest client. Implements `vm.types.Sandbox`."""
 
     def __init__(
@@ -221,15 +221,6 @@ class DockerSandbox:
         if planned.kind == "special":
             return ExecResult(returncode=0, output="", error="", status="success")
         return await self.guest.execute(planned.command(), timeout=timeout)
-
-    async def run(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
-        return await self.guest.execute(command, shell=shell, timeout=timeout)
-
-    async def upload(self, path: str, data: bytes) -> None:
-        await self.guest.upload(path, data)
-
-    async def download(self, path: str) -> bytes | None:
-        return await self.guest.download(path)
 
     async def alive(self) -> bool:
         return await self.provider.is_alive(self)

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from harness.errors import SandboxError
-from vm.types import ExecResult, Observation, SandboxInfo
+from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
 
 _SPECIAL = {"WAIT", "DONE", "FAIL"}
 
@@ -239,7 +239,7 @@ class SimGuest:
 
 
 @dataclass(eq=False)  # identity semantics: pools keep sandboxes in sets
-class SimSandbox:
+class SimSandbox(GuestBacked):
     info: SandboxInfo
     size: tuple[int, int]
     latency: SimLatency
@@ -288,15 +288,6 @@ class SimSandbox:
             self.state = self.scenario.next_state(self.state, code)
             self.files["/sim/state"] = self.state.encode()
         return ExecResult(0)
-
-    async def run(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
-        return await self.guest.execute(command, shell=shell, timeout=timeout)
-
-    async def upload(self, path: str, data: bytes) -> None:
-        await self.guest.upload(path, data)
-
-    async def download(self, path: str) -> bytes | None:
-        return await self.guest.download(path)
 
     async def alive(self) -> bool:
         return not (self.killed or self.closed)

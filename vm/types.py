@@ -71,6 +71,21 @@ class Sandbox(Protocol):
     async def close(self) -> None: ...
 
 
+class GuestBacked:
+    """The Sandbox methods that are plain calls to the sandbox's guest, shared by providers."""
+
+    guest: Guest
+
+    async def run(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
+        return await self.guest.execute(command, shell=shell, timeout=timeout)
+
+    async def upload(self, path: str, data: bytes) -> None:
+        await self.guest.upload(path, data)
+
+    async def download(self, path: str) -> bytes | None:
+        return await self.guest.download(path)
+
+
 @runtime_checkable
 class Provider(Protocol):
     """Starts and stops sandboxes of one kind; `gc` removes leftovers of earlier runs."""
