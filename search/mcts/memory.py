@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -73,10 +74,25 @@ def key_text(instruction: str, state_text: str) -> str:
     return f"Task: {instruction}\nObservation:\n{state_text}"[:_KEY_TEXT_CHARS]
 
 
+def _enable_wal(conn: sqlite3.Connection, *, deadline_s: float = 30.0) -> None:
+    """Switch to WAL. SQLite answers a journal-mode change that races another connection with
+    SQLITE_BUSY at once (the busy handler is not consulted), so retry it for a while."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ReflectionMemory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._ready = False
+        self._init_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
@@ -84,9 +100,12 @@ class ReflectionMemory:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         if not self._ready:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SCHEMA)
-            self._ready = True
+            # One initializer per process; other processes may race us on the same file.
+            with self._init_lock:
+                if not self._ready:
+                    _enable_wal(conn)
+                    conn.executescript(_SCHEMA)
+                    self._ready = True
         return conn
 
     def _add(self, rows: list[Reflection]) -> list[int]:
