@@ -50,16 +50,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True, sync_dir: boo
     """
     tmp = temp_name_for(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_all(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), data, durable=durable)
         os.replace(tmp, path)
     except BaseException:
         # Best effort: a leftover temp file is harmless (cleaned at the next open).
@@ -72,13 +63,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True, sync_dir: boo
         fsync_dir(path.parent)
 
 
-def append_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Append `data` with one O_APPEND write loop, then fsync.
-
-    The caller serialises appends to the same file (a lock), so lines never interleave.
-    """
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def _write_all(fd: int, data: bytes, *, durable: bool) -> None:
+    """Write every byte (os.write may write less), fsync if durable, close the descriptor."""
     try:
         view = memoryview(data)
         while view:
@@ -88,6 +74,15 @@ def append_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Append `data` with one O_APPEND write loop, then fsync.
+
+    The caller serialises appends to the same file (a lock), so lines never interleave.
+    """
+    created = not path.exists()
+    _write_all(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), data, durable=durable)
     if durable and created:
         fsync_dir(path.parent)
 
