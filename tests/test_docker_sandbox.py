@@ -177,8 +177,11 @@ async def test_container_that_exits_during_start_fails_fast_with_its_log(desktop
 
 
 async def test_cancelled_start_leaves_no_container(desktop_image, test_run_id):
-    async with DockerProvider(DockerSettings(image=desktop_image), run_id=test_run_id) as p:
-        for delay in (0.05, 0.6):  # cancelled during create, then during the readiness wait
+    # A guest that never gets ready (bad screen depth answers 503) keeps start() in its readiness
+    # wait however fast the machine is, so the second cancel always lands there.
+    settings = DockerSettings(image=desktop_image, start_timeout_s=60, env={"SCREEN_DEPTH": "7"})
+    async with DockerProvider(settings, run_id=test_run_id) as p:
+        for delay in (0.05, 1.0):  # cancelled during create, then during the readiness wait
             with anyio.move_on_after(delay) as scope:
                 await p.start()
             assert scope.cancelled_caught
