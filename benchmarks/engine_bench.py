@@ -364,7 +364,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="agent knob, as for `run` (e.g. iterations=10 for rmcts)")
     p.add_argument("--policy", default=None, help="llm-sim policy module:function (default: by agent)")
     p.add_argument("--work-dir", type=Path, default=None,
-                   help="keep suite, run directory and llm-sim log here (default: a folder in runs/, removed after)")
+                   help="put suite, run directory and llm-sim log here (default: a new folder in runs/)")
+    p.add_argument("--clean", action="store_true",
+                   help="remove the work folder afterwards (kept by default: ext4 without a journal skips "
+                   "recently deleted inodes one by one, so deleting 10k files slows the next minutes' creates)")
     p.add_argument("--progress", action="store_true", help="show the run's progress display (measured too)")
     p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the metrics here")
     p.set_defaults(func=_cli)
@@ -394,9 +397,12 @@ def _cli(args: argparse.Namespace) -> int:
         llm_latency_ms=args.llm_latency_ms, env_latency_ms=args.env_latency_ms, rpm=args.rpm, steps=args.steps,
         max_in_flight=args.max_in_flight, work_dir=args.work_dir, progress=args.progress,
         sandboxes=args.sandboxes, agent_options=_agent_options(args.agent_option), policy=args.policy,
+        keep=not args.clean,
     )
     result = aio.run(run_engine_bench, opts)
     print(_table(result))
+    if opts.keep:
+        print(f"work folder kept: {result['work_dir']}", file=sys.stderr)
     if args.json_out:
         args.json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
         print(f"wrote {args.json_out}", file=sys.stderr)

@@ -138,7 +138,9 @@ def prepare_attempt(directory: Path, session: int) -> tuple[int, tuple[int, list
     moved = None if created else move_aside(directory)
     number = 1 if created else next_attempt_number(directory)
     marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
-    write_atomic(directory / ATTEMPT_JSON, dump_json(marker))
+    # Atomic, not fsynced: if a power loss takes it, the attempt's files are numbered by the next
+    # free number when moved aside, and nothing else depends on it (results are fsynced).
+    write_atomic(directory / ATTEMPT_JSON, dump_json(marker), durable=False)
     return number, moved
 
 
@@ -147,7 +149,24 @@ def write_result(directory: Path, record: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if record["attempts"] is None:  # no attempt began in this session: count what is on disk
         record["attempts"] = next_attempt_number(directory) - 1
-    # Both renames, then one folder fsync: it makes them durable together, in order.
-    write_atomic(directory / RESULT_TXT, f"{record['score']}\n".encode(), sync_dir=False)
+    # result.txt is derived from result.json (`repair_result_txt` rewrites it on open), so only
+    # result.json's data is fsynced; one folder fsync then makes both renames durable.
+    write_atomic(directory / RESULT_TXT, _result_txt(record["score"]), durable=False)
     write_atomic(directory / RESULT_JSON, dump_json(record), sync_dir=False)
     fsync_dir(directory)
+
+
+def _result_txt(score: float) -> bytes:
+    return f"{score}\n".encode()
+
+
+def repair_result_txt(task_dir: Path, record: dict[str, Any]) -> bool:
+    """Rewrite a missing or torn result.txt from result.json (after a power loss); True if it did."""
+    want = _result_txt(record["score"])
+    try:
+        if (task_dir / RESULT_TXT).read_bytes() == want:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(task_dir / RESULT_TXT, want)
+    return True

@@ -16,8 +16,8 @@ import orjson
 from harness.errors import ConfigError
 from results.atomic import clean_temp_files, dump_json, fsync_dir, is_temp_name, write_atomic
 from results.journal import JournalScan, scan_journal
-from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey
-from results.resume import scan_results
+from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey, task_dir
+from results.resume import repair_result_txt, scan_results
 from results.runinfo import build_run_json, compare, git_commit
 
 
@@ -84,9 +84,11 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) 
             if not isinstance(run, dict):
                 raise ConfigError(f"{run_path}: expected a JSON object")
             changes = compare(run, config, result_keys, where=run_path, commit=commit)
-        return Opened(
-            fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), scan_results(run_dir), temps
-        )
+        results = scan_results(run_dir)
+        if not changes:  # a run that will go on: result.txt is not fsynced, so restore it from result.json
+            for (domain, task_id), record in results.items():
+                repair_result_txt(task_dir(run_dir, domain, task_id), record)
+        return Opened(fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), results, temps)
     except BaseException:
         os.close(fd)
         raise

@@ -9,8 +9,8 @@ PNG lands before the line naming it. Callers return only after their own step is
 
 Durability: step files are written without fsync. They survive a crash of the harness process
 (atomic rename for the PNG, one O_APPEND write per line), not a power loss; the task's
-`result.json`, `attempt.json` and the journal's durable events are fsynced as before
-(docs/design/performance.md says why).
+`result.json` and the journal's durable events are fsynced (docs/design/run-directory.md and
+performance.md say why).
 """
 
 from __future__ import annotations

@@ -68,6 +68,13 @@ class PreparedObservation:
     note: str | None = None  # why the table is empty, when it is
 
 
+_PREPARE_INLINE_BYTES = 48 * 1024  # a small screenshot + tree: base64 and parse take < 0.1 ms
+
+
+def _observation_bytes(obs: Observation) -> int:
+    return len(obs.screenshot or b"") + len(obs.accessibility_tree or "")
+
+
 def prepare_observation(obs: Observation, observation_type: str, a11y_max_tokens: int) -> PreparedObservation:
     """Blocking (XML parse, PNG decode/encode, base64): run in a worker thread."""
     prepared = PreparedObservation()
@@ -139,8 +146,7 @@ class PromptAgent:
         for call in range(1, max_calls + 1):
             if obs is None or o.observation_type != "screenshot":
                 obs = await env.observe()  # the post-action observation has no accessibility tree
-            prepared = await anyio.to_thread.run_sync(
-                prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens, limiter=self._cpu_limiter())
+            prepared = await self._prepare(obs)
             if system is None:
                 system = prompts.task_prompt(
                     prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
@@ -191,6 +197,14 @@ class PromptAgent:
         return outcome
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    async def _prepare(self, obs: Observation) -> PreparedObservation:
+        o = self.options
+        if o.observation_type != "som" and _observation_bytes(obs) <= _PREPARE_INLINE_BYTES:
+            # Less work than the thread hop would cost (wake a worker, then the loop).
+            return prepare_observation(obs, o.observation_type, o.a11y_tree_max_tokens)
+        return await anyio.to_thread.run_sync(
+            prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens, limiter=self._cpu_limiter())
 
     def _cpu_limiter(self) -> anyio.CapacityLimiter:
         """Threads for observation prep (XML, base64, PNG): CPU work under the GIL, so more threads

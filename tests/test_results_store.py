@@ -316,3 +316,22 @@ def test_git_commit_is_read_from_git_files_without_subprocess(tmp_path: Path):
     (repo / ".git" / "refs" / "heads" / "main").write_text(sha.replace("0", "f") + "\n")
     assert git_commit(repo / "pkg") == sha.replace("0", "f")
     assert git_commit(tmp_path) is None
+
+
+async def test_reopening_restores_a_lost_result_txt_from_result_json(tmp_path: Path):
+    # result.txt is not fsynced (derived data): a power loss may take it or leave it empty.
+    store = await RunStore.open(tmp_path / "run", cfg(), result_keys=KEYS)
+    for task_id, score in (("a", 0.25), ("b", 1.0), ("c", 0.0)):
+        await store.begin_attempt("os", task_id)
+        await store.record_result("os", task_id, {"score": score})
+    await store.aclose()
+    task = tmp_path / "run" / "os"
+    (task / "a" / "result.txt").unlink()
+    (task / "b" / "result.txt").write_bytes(b"")
+    untouched = (task / "c" / "result.txt").stat().st_mtime_ns
+
+    store = await RunStore.open(tmp_path / "run", cfg(), result_keys=KEYS)
+    await store.aclose()
+    assert (task / "a" / "result.txt").read_text() == "0.25\n"
+    assert (task / "b" / "result.txt").read_text() == "1.0\n"
+    assert (task / "c" / "result.txt").stat().st_mtime_ns == untouched

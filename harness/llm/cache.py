@@ -35,10 +35,38 @@ CREATE TABLE IF NOT EXISTS responses (
 )
 """
 _HASH_IN_THREAD = 256 * 1024  # screenshots make requests large: hash those off the loop
+_INLINE_MIN = 1024  # data URLs at least this long enter the key by their own digest
+_INLINE_DIGESTS: dict[str, str] = {}  # data URL -> sha256; bounded by _INLINE_MEMO
+_INLINE_MEMO = 4096
+
+
+def _inline_digest(url: str) -> str:
+    """sha256 of one inline image, computed once per screenshot.
+
+    An agent resends each screenshot in several requests (history), usually as the same str
+    object; str hashes are cached per object, so a repeat costs a dict lookup, not a SHA-256 pass.
+    """
+    digest = _INLINE_DIGESTS.get(url)
+    if digest is None:
+        if len(_INLINE_DIGESTS) >= _INLINE_MEMO:
+            _INLINE_DIGESTS.clear()  # rare; clearing whole keeps the memo lock-free across threads
+        digest = _INLINE_DIGESTS[url] = "sha256:" + hashlib.sha256(url.encode()).hexdigest()
+    return digest
+
+
+def _canonical(value: Any) -> Any:
+    """The payload with every long data URL replaced by its digest (same content, same key)."""
+    if isinstance(value, str):
+        return _inline_digest(value) if len(value) >= _INLINE_MIN and value.startswith("data:") else value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(orjson.dumps(_canonical(payload), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 async def request_hash(payload: dict[str, Any], *, size_hint: int = 0) -> str:

@@ -34,7 +34,7 @@ from harness.llm.types import Completion, Message, Usage
 log = logging.getLogger(__name__)
 R = TypeVar("R", RawChat, RawEmbed)
 _EMBED_BATCH = 256
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: inline images enter the key by their sha256
 
 
 class _NUnsupported(Exception):
