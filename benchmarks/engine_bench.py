@@ -79,6 +79,8 @@ class EngineBenchOptions:
     sandboxes: int | None = None  # pool capacity (tree search holds states in extra sandboxes)
     agent_options: dict[str, Any] | None = None
     policy: str | None = None  # llm-sim policy; default: by agent (POLICY / TREE_POLICY)
+    benchmark: str = "desktop-basics"  # docker only: the suite whose first `tasks` tasks run
+    domains: tuple[str, ...] | None = None  # docker only: None = os and text_editor (short solutions)
     screen: tuple[int, int] = (1920, 1080)
     work_dir: Path | None = None
     keep: bool = False
@@ -142,8 +144,10 @@ class LoopLag:
 # ---- llm-sim in its own process ----------------------------------------------------------------
 
 
-async def _start_llm_sim(opts: EngineBenchOptions, log_path: Path) -> tuple[Any, str]:
-    """Start `python -m harness llm-sim` on a free loopback port; (process, base URL)."""
+async def _start_llm_sim(opts: EngineBenchOptions, log_path: Path, *,
+                         env: dict[str, str] | None = None) -> tuple[Any, str]:
+    """Start `python -m harness llm-sim` on a free loopback port; (process, base URL).
+    `env`: extra environment of the server (the docker path names the suite its model plays)."""
     import anyio
 
     policy = opts.policy or (TREE_POLICY if opts.agent in TREE_AGENTS else POLICY)
@@ -151,7 +155,8 @@ async def _start_llm_sim(opts: EngineBenchOptions, log_path: Path) -> tuple[Any,
             "--latency-ms", str(opts.llm_latency_ms), "--policy", policy]
     if opts.rpm:
         argv += ["--rpm", str(opts.rpm)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
     log_file = log_path.open("wb")
     try:
         proc = await anyio.open_process(argv, stdout=-1, stderr=log_file, env=env, cwd=str(_REPO))
@@ -247,6 +252,10 @@ def _providers(url: str, opts: EngineBenchOptions, max_in_flight: int) -> dict[s
 
 async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
     """Run the benchmark; returns the metrics (see `METRIC_KEYS`)."""
+    if opts.provider == "docker":  # real sandboxes and the built-in suite: benchmarks/engine_bench_docker.py
+        from benchmarks.engine_bench_docker import run_docker_bench
+
+        return await run_docker_bench(opts)
     import anyio
     import orjson
 
@@ -347,12 +356,22 @@ METRIC_KEYS = ("tasks_per_hour", "steps_per_s", "llm_calls_per_s", "utilization"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("engine", help="the run engine at scale: sim sandboxes + llm-sim (separate process)",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser("engine", help="the run engine at scale: sim (or Docker) sandboxes + llm-sim (separate process)",
+                       description=__doc__.splitlines()[0],
+                       epilog="--provider docker runs the first --tasks tasks of --benchmark (default: desktop-basics, "
+                       "domains os and text_editor, whose reference solutions are 1-5 terminal/mousepad actions) "
+                       "on real desktop sandboxes; llm-sim plays the tasks' solutions in every role "
+                       "(benchmarks/desktop_model.py). utilization is null there: real sandbox times are not a "
+                       "configured latency, so no bound is known; the output counts live containers instead.")
     p.add_argument("--sessions", type=int, default=8, help="concurrent tasks (= sandboxes)")
-    p.add_argument("--tasks", type=int, default=16, help="simulated tasks in the suite")
+    p.add_argument("--tasks", type=int, default=16, help="tasks to run (sim: generated; docker: the suite's first N)")
     p.add_argument("--agent", default="prompt", help="prompt | rmcts (any registered model agent)")
-    p.add_argument("--provider", choices=["sim", "docker"], default="sim")
+    p.add_argument("--provider", choices=["sim", "docker"], default="sim",
+                   help="sim: simulated sandboxes and generated chain tasks; docker: real sandboxes, built-in suite")
+    p.add_argument("--benchmark", default="desktop-basics", help="docker: suite name or folder (default desktop-basics)")
+    p.add_argument("--domain", action="append", default=None, metavar="NAME",
+                   help="docker: only these domains (repeatable; default os and text_editor: short solutions; "
+                   "'all' for every domain)")
     p.add_argument("--llm-latency-ms", type=float, default=0.0, help="llm-sim reply latency (fixed)")
     p.add_argument("--env-latency-ms", type=float, default=0.0, help="sim sandbox latency of each start/observe/execute")
     p.add_argument("--rpm", type=int, default=None, help="requests/min limit of llm-sim and of our client")
@@ -376,6 +395,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _table(result: dict[str, Any]) -> str:
     rows = [*METRIC_KEYS, "binding_limit", "bound_tasks_per_hour", "wall_s", "tasks_done", "steps", "llm_calls",
             "loop_lag_ms_p50", "loop_lag_ms_max", "cpu_s"]
+    rows += [k for k in ("host_cpu_busy", "containers_peak", "containers_left", "search") if k in result]  # docker
     return "\n".join(f"{k:24} {result.get(k)}" for k in rows)
 
 
@@ -387,9 +407,11 @@ def _cli(args: argparse.Namespace) -> int:
 
     if args.sessions < 1 or args.tasks < 1 or not 1 <= args.steps <= 100:
         raise ConfigError("bench engine: --sessions and --tasks must be >= 1, --steps in 1..100")
-    if args.provider == "docker":
-        raise ConfigError("bench engine --provider docker: the simulated tasks need the sim provider; "
-                          "a Docker scenario is not available yet")
+    domains = None
+    if args.domain:
+        domains = () if "all" in args.domain else tuple(d for ds in args.domain for d in ds.split(",") if d)
+    if args.provider == "sim" and (args.domain or args.benchmark != "desktop-basics"):
+        raise ConfigError("bench engine: --benchmark and --domain apply to --provider docker only")
     from harness.commands.run import _agent_options
 
     opts = EngineBenchOptions(
@@ -397,7 +419,7 @@ def _cli(args: argparse.Namespace) -> int:
         llm_latency_ms=args.llm_latency_ms, env_latency_ms=args.env_latency_ms, rpm=args.rpm, steps=args.steps,
         max_in_flight=args.max_in_flight, work_dir=args.work_dir, progress=args.progress,
         sandboxes=args.sandboxes, agent_options=_agent_options(args.agent_option), policy=args.policy,
-        keep=not args.clean,
+        keep=not args.clean, benchmark=args.benchmark, domains=domains,
     )
     result = aio.run(run_engine_bench, opts)
     print(_table(result))

@@ -1,0 +1,229 @@
+"""`bench engine --provider docker`: the same measurement on real desktop sandboxes.
+
+The first `--tasks` tasks of `--benchmark` (default desktop-basics, restricted to the domains os
+and text_editor, whose reference solutions are 1-5 terminal/mousepad actions) run through the
+real engine on the Docker provider, with llm-sim (its own process) playing
+`benchmarks.desktop_model:policy`: the tasks' reference solutions, in every role tree search asks
+for. The agent options show the model the whole path (`max_trajectory_length` and, for mcts/rmcts,
+`value_context` = the deepest node), since the model reads progress from it.
+
+`utilization` is null here: a real sandbox's start, setup, observe and execute times are not a
+configured latency, so there is no known bound to compare the achieved rate with. Instead the
+output says how many sandbox containers were live at peak and how many were left afterwards
+(containers labelled with this process as owner, see vm/docker_gc.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DESKTOP_POLICY = "benchmarks.desktop_model:policy"
+DEFAULT_DOMAINS = ("os", "text_editor")
+TREE_AGENTS = frozenset({"mcts", "rmcts"})
+
+
+def select_tasks(benchmark: str, count: int, domains: tuple[str, ...] | None) -> tuple[Path, list[Any]]:
+    """(suite folder, its first `count` tasks in the domains) in the suite's test-list order."""
+    from benchmarks.loader import load_suite, resolve_benchmark
+    from harness.errors import ConfigError
+
+    path = resolve_benchmark(benchmark)
+    suite = load_suite(path, domains=list(domains) if domains else None)
+    tasks = suite.tasks[:count]
+    if len(tasks) < count:
+        where = f" in domains {','.join(domains)}" if domains else ""
+        raise ConfigError(f"bench engine --tasks {count}: {path} has only {len(suite.tasks)} tasks{where}")
+    unsolved = [t.id for t in tasks if not t.solution]
+    if unsolved:
+        raise ConfigError(f"bench engine --provider docker: tasks without a reference solution (the scripted "
+                          f"model plays it): {', '.join(unsolved[:5])}")
+    return path, tasks
+
+
+def agent_options_for(agent: str, tasks: list[Any], user: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+    """(agent options, max_steps): the model must see the whole path to count progress on it."""
+    longest = max(len(t.solution) for t in tasks)
+    max_steps = max(15, longest + 3)  # room for detours on the tree's paths
+    options: dict[str, Any] = {"max_trajectory_length": max_steps}
+    if agent in TREE_AGENTS:
+        options["value_context"] = max_steps
+    return {**options, **(user or {})}, max_steps
+
+
+def host_cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat (Linux); None elsewhere.
+    On Docker the sandboxes' CPU (Xvfb, apps, the guest server) is the host's, not this process's."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class ContainerCount:
+    """Polls the Docker engine for sandbox containers owned by this process: peak and current."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+
+    @staticmethod
+    async def _count(docker: Any) -> int:
+        import anyio
+
+        from vm.docker_gc import LABEL_MANAGED, LABEL_OWNER, owner_label
+
+        with anyio.fail_after(30):
+            found = await docker.containers.list(
+                all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={owner_label()}"]})
+        return len(found)
+
+    async def count(self) -> int:
+        import aiodocker
+
+        async with aiodocker.Docker() as docker:
+            return await self._count(docker)
+
+    async def run(self) -> None:
+        import aiodocker
+        import anyio
+
+        async with aiodocker.Docker() as docker:
+            while True:
+                n = await self._count(docker)
+                self.peak, self.samples = max(self.peak, n), self.samples + 1
+                await anyio.sleep(self.interval)
+
+
+async def run_docker_bench(opts: Any) -> dict[str, Any]:
+    """`run_engine_bench` for `opts.provider == "docker"`; the same METRIC_KEYS (utilization null)."""
+    import anyio
+    import orjson
+
+    from benchmarks import engine_bench as eb
+    from benchmarks.desktop_model import SUITE_ENV
+    from harness.config import make_config
+    from harness.runner import execute_run
+    from results.resume import scan_results
+
+    domains = tuple(opts.domains) if opts.domains is not None else DEFAULT_DOMAINS
+    suite_path, tasks = await anyio.to_thread.run_sync(select_tasks, opts.benchmark, opts.tasks, domains)
+    agent_options, max_steps = agent_options_for(opts.agent, tasks, opts.agent_options)
+    opts = dataclasses.replace(opts, policy=opts.policy or DESKTOP_POLICY)
+    work = await anyio.to_thread.run_sync(eb._make_work_dir, opts.work_dir)
+    run_dir = work / "run"
+    if run_dir.exists():
+        raise FileExistsError(f"--work-dir {work}: holds a run directory from an earlier bench; use a fresh folder")
+    max_in_flight = opts.max_in_flight or max(1, opts.sessions)
+    await anyio.to_thread.run_sync(eb._preload, opts.agent)
+    from vm.image.build import ensure_image
+
+    await ensure_image()  # before the clock: builds only when the image is missing
+    proc, url = await eb._start_llm_sim(opts, work / "llm-sim.log", env={SUITE_ENV: str(suite_path)})
+    containers = ContainerCount()
+    try:
+        providers_file = work / "providers.json"
+        providers_file.write_bytes(orjson.dumps(eb._providers(url, opts, max_in_flight)))
+        config = make_config({
+            "benchmark": str(suite_path), "agent": opts.agent, "model": "sim-model", "provider": "docker",
+            "concurrency": opts.sessions, "sandboxes": opts.sandboxes, "agent_options": agent_options,
+            "run_dir": run_dir, "providers_file": str(providers_file), "quiet": not opts.progress,
+            "domains": list(domains), "tasks": [t.id for t in tasks], "max_steps": max_steps,
+            "screen_width": opts.screen[0], "screen_height": opts.screen[1],
+        }, source="bench engine")
+        sim_cpu0, host0 = eb._process_cpu_s(proc.pid), host_cpu_ticks()
+        lag = eb.LoopLag()
+        cpu0, loop_cpu0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lag.run)
+            tg.start_soon(containers.run)
+            code = await execute_run(config, show_summary=False)
+            tg.cancel_scope.cancel()
+        wall = time.perf_counter() - t0
+        cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        server = await eb._sim_stats(url)
+        sim_cpu1, host1 = eb._process_cpu_s(proc.pid), host_cpu_ticks()
+    finally:
+        await eb._stop(proc)
+    left = await containers.count()
+    results = await anyio.to_thread.run_sync(scan_results, run_dir)
+    search = await anyio.to_thread.run_sync(_search_summary, run_dir)
+    steps = sum(int(r.get("steps") or 0) for r in results.values())
+    solved = sum(1 for r in results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
+    llm_calls = int(server.get("status", {}).get("200", 0))
+    achieved = len(results) / wall if wall > 0 else 0.0
+    out = {
+        "tasks_per_hour": round(achieved * 3600, 1),
+        "steps_per_s": round(steps / wall, 2) if wall > 0 else 0.0,
+        "llm_calls_per_s": round(llm_calls / wall, 2) if wall > 0 else 0.0,
+        "utilization": None,
+        "loop_lag_ms_p99": round(eb._p(lag.lags_ms, 0.99), 2),
+        "cpu_ms_per_step": round(cpu * 1000 / steps, 3) if steps else None,
+        "peak_rss_mb": round(rss_mb, 1),
+        "failures": opts.tasks - solved,
+        # context
+        "utilization_note": "null on docker: real sandbox times are not a configured latency, so no bound is known",
+        "binding_limit": None,
+        "loop_lag_ms_p50": round(eb._p(lag.lags_ms, 0.5), 2),
+        "loop_lag_ms_max": round(max(lag.lags_ms, default=0.0), 2),
+        "loop_lag_samples": len(lag.lags_ms),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "loop_thread_busy": round(loop_cpu / wall, 3) if wall > 0 else None,
+        "tasks_done": len(results),
+        "steps": steps,  # actions of the recorded (final) trajectories
+        "llm_calls": llm_calls,
+        "llm_server_requests": server.get("requests"),
+        "llm_server_429": server.get("rate_limited"),
+        "llm_sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3) if sim_cpu0 is not None and sim_cpu1 is not None else None,
+        # share of all the machine's cores busy during the run (harness + llm-sim + sandboxes + dockerd)
+        "host_cpu_busy": (round((host1[0] - host0[0]) / (host1[1] - host0[1]), 3)
+                          if host0 and host1 and host1[1] > host0[1] else None),
+        "containers_peak": containers.peak,
+        "containers_left": left,
+        "search": search,
+        "tasks": [t.id for t in tasks],
+        "run_exit_code": code,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(opts).items()},
+        "agent_options": agent_options,
+        "max_in_flight": max_in_flight,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "work_dir": str(work),
+    }
+    if not opts.keep and not opts.work_dir:
+        await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, ignore_errors=True))
+    return out
+
+
+def _search_summary(run_dir: Path) -> dict[str, Any]:
+    """Tree-search totals from each task's tree.json (empty for agents that keep no tree)."""
+    import orjson
+
+    trees = sorted(run_dir.glob("*/*/tree.json"))
+    if not trees:
+        return {}
+    nodes = executed = branching = branched_executed = 0
+    stops: dict[str, int] = {}
+    for path in trees:
+        doc = orjson.loads(path.read_bytes())
+        by_id = {n["id"]: n for n in doc.get("nodes", [])}
+        nodes += len(by_id)
+        executed += sum(1 for n in by_id.values() if n["executed"] and n["parent"] is not None)
+        branching += sum(1 for n in by_id.values() if len(n["children"]) > 1)
+        branched_executed += sum(1 for n in by_id.values()
+                                 if sum(1 for c in n["children"] if by_id[c]["executed"]) > 1)
+        reason = str(doc.get("stop_reason"))
+        stops[reason] = stops.get(reason, 0) + 1
+    return {"trees": len(trees), "nodes": nodes, "transitions": executed, "nodes_with_2plus_children": branching,
+            "nodes_with_2plus_executed_children": branched_executed, "stop_reasons": stops}
