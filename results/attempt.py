@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import orjson
 
 from results.atomic import append_bytes, write_atomic
 from results.layout import TRAJ, check_file_name
 from results.redact import redact
-from results.stepwriter import StepWriter
+from results.stepwriter import PendingStep, StepWriter
 
 # traj.jsonl keys in OSWorld's order; anything else the caller passes follows them.
 OSWORLD_STEP_KEYS = (
@@ -33,6 +34,9 @@ def _jsonl(obj: Any) -> bytes:
     return orjson.dumps(redact(obj, by_name=False), default=str) + b"\n"
 
 
+_MAX_BACKLOG = 512  # steps queued in one lane batch before writers wait (bounds the PNGs held in memory)
+
+
 class Attempt:
     """Handle the engine gets from `RunStore.begin_attempt`; closed by the next attempt or the result."""
 
@@ -48,6 +52,7 @@ class Attempt:
         self._limiter = limiter
         self._steps = steps or StepWriter(limiter)  # the run store shares one across attempts
         self._locks: dict[str, anyio.Lock] = {}
+        self._pending: list[PendingStep] = []  # handed to the step writer, not yet seen written
         self._closed = False
 
     def __repr__(self) -> str:
@@ -97,8 +102,37 @@ class Attempt:
         line.setdefault("attempt", self.number)
         # PNG first, so a traj line never names a missing file; the step writer batches the steps
         # of all attempts into few worker-thread calls and keeps each file's lines in call order.
-        await self._steps.write(self.dir / shot if shot else None, screenshot_png, self.dir / TRAJ, _jsonl(line))
+        await self.hand_over(self._steps.submit(self.dir / shot if shot else None, screenshot_png,
+                                                 self.dir / TRAJ, _jsonl(line)))
         return n
+
+    async def hand_over(self, pending: PendingStep) -> None:
+        """Queue a step write; wait for it only without a background writer or on a long backlog."""
+        self._raise_write_errors()
+        self._pending.append(pending)
+        if not self._steps.driven or pending.backlog > _MAX_BACKLOG:
+            await self.flush()
+        else:
+            # Yield once anyway: hundreds of agents woken together would otherwise run whole steps
+            # back to back in one loop iteration and stall timers (loop lag).
+            await anyio.lowlevel.checkpoint()
+
+    def _raise_write_errors(self) -> None:
+        done = [p for p in self._pending if p.done]
+        if done:
+            self._pending = [p for p in self._pending if not p.done]
+            for p in done:
+                if p.job.error is not None:
+                    raise p.job.error
+
+    async def flush(self) -> None:
+        """Until every step handed over so far is on disk (page cache); raises a write error."""
+        pending, self._pending = self._pending, []
+        for p in pending:
+            await p.lane.wait(p.batch)
+        for p in pending:
+            if p.job.error is not None:
+                raise p.job.error
 
     async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path:
         """Atomically write one file (tree.json, recording, ...) into the task folder.
@@ -108,7 +142,7 @@ class Attempt:
         self._check_open(f"write {name}")
         path = self.dir / check_file_name(name)
         if not durable:
-            await self._steps.write(path, bytes(data))
+            await self.hand_over(self._steps.submit(path, bytes(data)))
             return path
         await anyio.to_thread.run_sync(write_atomic, path, bytes(data), limiter=self._limiter)
         return path

@@ -123,24 +123,36 @@ def move_aside(task_dir: Path) -> tuple[int, list[str]] | None:
     return number, moved
 
 
+def attempt_marker_bytes(number: int, session: int) -> bytes:
+    return dump_json({"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()})
+
+
+def create_task_dir(directory: Path) -> None:
+    """Make a new task folder durable in its parent (and a new domain folder in the run folder)."""
+    domain_created = not directory.parent.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    fsync_dir(directory.parent)
+    if domain_created:
+        fsync_dir(directory.parent.parent)
+
+
+def write_marker(directory: Path, marker: bytes) -> None:
+    # Atomic, not fsynced: if a power loss takes it, the attempt's files are numbered by the next
+    # free number when moved aside, and nothing else depends on it (results are fsynced).
+    write_atomic(directory / ATTEMPT_JSON, marker, durable=False)
+
+
 def prepare_attempt(directory: Path, session: int) -> tuple[int, tuple[int, list[str]] | None]:
     """Move an unfinished attempt aside and claim the next number (attempt.json is written first)."""
     created = not directory.exists()
     if not created and read_result(directory) is not None:  # memory said unfinished; the disk decides
         raise DuplicateResultError(f"task {directory.parent.name}/{directory.name} already has {RESULT_JSON}")
-    domain_created = created and not directory.parent.exists()
-    directory.mkdir(parents=True, exist_ok=True)
     if created:
-        fsync_dir(directory.parent)
-        if domain_created:
-            fsync_dir(directory.parent.parent)
+        create_task_dir(directory)
     # A folder made just now holds no earlier attempt: nothing to move, number 1.
     moved = None if created else move_aside(directory)
     number = 1 if created else next_attempt_number(directory)
-    marker = {"number": number, "session": session, "pid": os.getpid(), "started_at": time.time()}
-    # Atomic, not fsynced: if a power loss takes it, the attempt's files are numbered by the next
-    # free number when moved aside, and nothing else depends on it (results are fsynced).
-    write_atomic(directory / ATTEMPT_JSON, dump_json(marker), durable=False)
+    write_marker(directory, attempt_marker_bytes(number, session))
     return number, moved
 
 

@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from results.atomic import clean_temp_files, dump_json, fsync_dir, is_temp_name, write_atomic
 from results.journal import JournalScan, scan_journal
 from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey, task_dir
-from results.resume import repair_result_txt, scan_results
+from results.resume import repair_result_txt, scan_results, task_dirs
 from results.runinfo import build_run_json, compare, git_commit
 
 
@@ -31,6 +31,7 @@ class Opened:
     scan: JournalScan
     results: dict[TaskKey, dict[str, Any]]
     temps_removed: list[str]
+    dirs: set[TaskKey]  # task folders that exist (finished or not)
 
 
 def _lock(run_dir: Path) -> int:
@@ -88,7 +89,8 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) 
         if not changes:  # a run that will go on: result.txt is not fsynced, so restore it from result.json
             for (domain, task_id), record in results.items():
                 repair_result_txt(task_dir(run_dir, domain, task_id), record)
-        return Opened(fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), results, temps)
+        dirs = {key for key, _ in task_dirs(run_dir)}
+        return Opened(fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), results, temps, dirs)
     except BaseException:
         os.close(fd)
         raise

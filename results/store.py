@@ -10,7 +10,9 @@ buffer are touched on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import math
 import os
 import time
@@ -26,13 +28,20 @@ from results.attempt import Attempt
 from results.journal import Journal
 from results.layout import EVENTS, SUMMARY, TaskKey, check_component, task_dir
 from results.redact import redact, redact_text
-from results.resume import DuplicateResultError, prepare_attempt, read_result, scan_results, write_result
+from results.resume import (
+    DuplicateResultError,
+    attempt_marker_bytes,
+    prepare_attempt,
+    read_result,
+    scan_results,
+)
 from results.rundir import Opened, open_run_dir
 from results.runinfo import harness_version
-from results.stepwriter import StepWriter
+from results.stepwriter import StepJob, StepWriter
 from results.summary import summarize
 
 __all__ = ["DuplicateResultError", "RunStore"]
+log = logging.getLogger(__name__)
 
 _STEP_LANES = 4
 
@@ -69,6 +78,7 @@ class RunStore:
         self._active: dict[TaskKey, Attempt] = {}
         self._numbers: dict[TaskKey, int] = {}
         self._busy: set[TaskKey] = set()  # keys with a begin_attempt or record_result in flight
+        self._dirs: set[TaskKey] = set(opened.dirs)  # task folders on disk or queued for creation
         # Step PNGs + traj lines of every attempt, batched, on their own threads.
         self._steps = StepWriter(anyio.CapacityLimiter(_STEP_LANES), lanes=_STEP_LANES)
         self._closed = False
@@ -130,6 +140,7 @@ class RunStore:
             try:
                 for attempt in self._active.values():
                     attempt.close()
+                await self._steps.drain()
                 self.journal.emit("run_stopped", reason=reason, wall_s=round(time.time() - self._started, 3))
                 await self.journal.flush()
                 await self.write_summary()
@@ -184,8 +195,23 @@ class RunStore:
         previous = self._active.pop(key, None)
         if previous is not None:
             previous.close()  # a straggler of the old attempt must not write into the new one
+        if key not in self._dirs:
+            # A fresh task (the common case): nothing to move aside, number 1. The folder and its
+            # attempt.json are made by the step writer, ahead of the attempt's steps in its queue.
+            self._dirs.add(key)
+            attempt = Attempt(domain, task_id, directory, 1, self._io, self._steps)
+            self._active[key] = attempt
+            self._numbers[key] = 1
+            job = StepJob(None, None, None, None, new_folder=directory, marker=attempt_marker_bytes(1, self.session))
+            await attempt.hand_over(self._steps.submit_job(directory, job))
+            self.journal.emit("attempt_started", domain=domain, task_id=task_id, attempt=1)
+            return attempt
         self._busy.add(key)
         try:
+            if previous is not None:
+                # Its queued steps land before its files are moved aside; a failed one is moot now.
+                with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                    await previous.flush()
             # Shielded: once files start moving, memory must learn the outcome even under Ctrl-C.
             with anyio.CancelScope(shield=True):
                 number, moved = await anyio.to_thread.run_sync(
@@ -201,7 +227,7 @@ class RunStore:
                 "attempt_moved_aside", domain=domain, task_id=task_id, attempt=moved[0],
                 to=f"{domain}/{task_id}/attempts/{moved[0]}", files=len(moved[1]),
             )  # fmt: skip
-        await self.journal.append("attempt_started", domain=domain, task_id=task_id, attempt=number)
+        self.journal.emit("attempt_started", domain=domain, task_id=task_id, attempt=number)
         return attempt
 
     async def record_infra_failure(
@@ -265,8 +291,13 @@ class RunStore:
         self._busy.add(key)
         try:
             with anyio.CancelScope(shield=True):  # a computed score is persisted even under Ctrl-C
+                self._dirs.add(key)
+                active = self._active.get(key)
                 try:
-                    await anyio.to_thread.run_sync(write_result, directory, record, limiter=self._io)
+                    # Queued behind the attempt's steps in the same folder's lane, so a finished task
+                    # has its whole trajectory on disk; one worker call writes steps and result.
+                    await self._steps.submit_job(
+                        directory, StepJob(None, None, None, None, result=(directory, record))).wait()
                 except BaseException:
                     # If result.json made it to disk, the task is finished whatever failed after.
                     on_disk = await anyio.to_thread.run_sync(read_result, directory, limiter=self._io)
@@ -274,9 +305,15 @@ class RunStore:
                         self._results[key] = on_disk
                     raise
                 self._results[key] = record
-                active = self._active.pop(key, None)
+                self._active.pop(key, None)
                 if active is not None:
                     active.close()
+                    try:
+                        await active.flush()  # done already (same lane): only its write errors are left
+                    except OSError as e:
+                        # The score stands; a lost screenshot or traj line is reported, not fatal.
+                        log.warning("task %s/%s: a step file was not written: %s", domain, task_id, e)
+                        self.journal.emit("step_write_failed", domain=domain, task_id=task_id, error=str(e))
                 await self.journal.append(
                     "task_finished", durable=True, domain=domain, task_id=task_id, score=score,
                     attempt=record["attempts"], seconds=record["seconds"], error=record["error"],
@@ -292,8 +329,11 @@ class RunStore:
         self.journal.emit(event, **fields)
 
     async def run_flusher(self) -> None:
-        """Flush the journal periodically; start in the engine's task group, cancel at the end."""
-        await self.journal.run_flusher()
+        """Flush the journal periodically and write queued steps in the background; start it in the
+        engine's task group and cancel it at the end (both drain what is left)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.journal.run_flusher)
+            tg.start_soon(self._steps.run)
 
     def wall_s(self) -> float:
         return self._past_wall + (time.time() - self._started)

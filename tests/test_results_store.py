@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 
@@ -335,3 +336,31 @@ async def test_reopening_restores_a_lost_result_txt_from_result_json(tmp_path: P
     assert (task / "a" / "result.txt").read_text() == "0.25\n"
     assert (task / "b" / "result.txt").read_text() == "1.0\n"
     assert (task / "c" / "result.txt").stat().st_mtime_ns == untouched
+
+
+async def test_steps_are_written_behind_and_the_result_waits_for_them(tmp_path: Path):
+    store = await RunStore.open(tmp_path / "run", cfg(), result_keys=KEYS)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.run_flusher)
+        await anyio.lowlevel.checkpoint()  # let the background writer start
+        attempt = await store.begin_attempt("os", "a")
+        for i in range(1, 41):
+            await attempt.record_step({"action": f"a{i}"}, f"PNG{i}".encode())
+        await store.record_result("os", "a", {"score": 1.0, "steps": 40})
+        task = tmp_path / "run" / "os" / "a"
+        lines = [orjson.loads(x) for x in (task / "traj.jsonl").read_bytes().splitlines()]
+        assert [x["action"] for x in lines] == [f"a{i}" for i in range(1, 41)]
+        assert all((task / f"step_{i}.png").read_bytes() == f"PNG{i}".encode() for i in range(1, 41))
+
+        # A failed step write does not cost the score, and it is not lost silently either.
+        attempt = await store.begin_attempt("os", "b")
+        await attempt.flush()
+        (tmp_path / "run" / "os" / "b" / "step_2.png").mkdir()  # the PNG cannot replace a folder
+        await attempt.record_step({"action": "ok"}, b"PNG")
+        await attempt.record_step({"action": "fails"}, b"PNG")
+        rec = await store.record_result("os", "b", {"score": 1.0})
+        assert orjson.loads((tmp_path / "run" / "os" / "b" / "result.json").read_bytes()) == rec
+        tg.cancel_scope.cancel()
+    await store.aclose()
+    failed = [e for e in read_run(tmp_path / "run").events if e["event"] == "step_write_failed"]
+    assert [(e["task_id"], "step_2.png" in e["error"]) for e in failed] == [("b", True)]
