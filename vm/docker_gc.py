@@ -98,3 +98,28 @@ async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker |
         return await remove_labeled(client, labels, stale_only=stale_only)
     finally:
         await client.close()
+
+
+LABEL_CONTEXT = "cua-harness.context"  # set on every desktop image build (vm/image/build.py)
+
+
+async def prune_images(keep: str, *, docker: aiodocker.Docker) -> list[str]:
+    """Remove desktop images built from other sources than `keep` (a tag): every other tag of ours
+    and our untagged leftovers of earlier builds. Images a container still uses are kept.
+    Returns what was removed (tags, or ids of untagged images)."""
+    removed: list[str] = []
+    images = await docker.images.list(filters={"label": [LABEL_CONTEXT]})
+    for image in images:
+        tags = [t for t in image.get("RepoTags") or [] if t and t != "<none>:<none>"]
+        targets = [t for t in tags if t != keep] if tags else [image["Id"]]
+        for name in targets:
+            try:
+                # By tag this only untags while another tag (e.g. `keep`) still names the image.
+                await docker.images.delete(name, force=False)
+            except aiodocker.DockerError as e:
+                if e.status in (404, 409):  # gone already, or a container uses it
+                    log.info("image %s kept: %s", name, e.message)
+                    continue
+                raise SandboxError(f"removing image {name}: {e.message}") from e
+            removed.append(name)
+    return removed

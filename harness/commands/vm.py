@@ -26,10 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     tag = vm_sub.add_parser("tag", help="print the image tag the current sources describe (no Docker)")
     tag.set_defaults(func=_tag)
 
-    gc = vm_sub.add_parser("gc", help="remove sandbox containers left by earlier runs")
+    gc = vm_sub.add_parser("gc", help="remove sandbox containers left by earlier runs (and old images: --images)")
     gc.add_argument("--run-id", default=None, help="only this run's containers (default: every run's)")
     gc.add_argument("--stale-only", action="store_true",
                     help="keep containers whose harness process is still alive (safe beside live runs)")
+    gc.add_argument("--images", action="store_true",
+                    help="also remove desktop images built from other sources than the current ones "
+                    "(old tags and untagged leftovers; images in use are kept)")
     gc.set_defaults(func=_gc)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -76,12 +79,26 @@ def _gc(args: argparse.Namespace) -> int:
     from harness import aio
     from vm.docker import gc_containers  # written alongside the Docker provider
 
-    async def gc() -> int:
-        return await gc_containers(args.run_id, stale_only=args.stale_only)
+    async def gc() -> tuple[int, list[str] | None]:
+        removed = await gc_containers(args.run_id, stale_only=args.stale_only)
+        if not args.images:
+            return removed, None
+        import aiodocker
 
-    removed = aio.run(gc)
+        from vm.docker_gc import prune_images
+        from vm.image import image_tag
+
+        docker = aiodocker.Docker()
+        try:
+            return removed, await prune_images(image_tag(), docker=docker)
+        finally:
+            await docker.close()
+
+    removed, images = aio.run(gc)
     scope = f"run {args.run_id}" if args.run_id else "all runs"
     if args.stale_only:
         scope += ", owners no longer running"
     print(f"removed {removed} sandbox container(s) ({scope})")
+    if images is not None:
+        print(f"removed {len(images)} old desktop image(s){': ' + ', '.join(images) if images else ''}")
     return 0

@@ -1,0 +1,34 @@
+"""`vm gc --images`: old desktop images go, the current one and its id stay."""
+
+from __future__ import annotations
+
+import aiodocker
+import pytest
+
+from vm.docker_gc import prune_images
+
+pytestmark = pytest.mark.docker
+
+
+async def test_prune_removes_other_tags_of_ours_and_keeps_the_current_image(desktop_image: str):
+    old = "cua-harness/desktop:gc-test-old"
+    docker = aiodocker.Docker()
+    try:
+        before = (await docker.images.inspect(desktop_image))["Id"]
+        repo, tag = old.split(":")
+        await docker.images.tag(desktop_image, repo=repo, tag=tag)
+        assert old in (await docker.images.inspect(desktop_image))["RepoTags"]
+
+        removed = await prune_images(desktop_image, docker=docker)
+
+        assert old in removed and desktop_image not in removed
+        current = await docker.images.inspect(desktop_image)
+        assert current["Id"] == before and old not in current["RepoTags"]
+        with pytest.raises(aiodocker.DockerError):
+            await docker.images.inspect(old)
+    finally:
+        try:
+            await docker.images.delete(old)
+        except aiodocker.DockerError:
+            pass
+        await docker.close()
