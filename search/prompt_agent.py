@@ -66,6 +66,14 @@ class PreparedObservation:
     table: str | None = None
     marks: list[A11yNode] = field(default_factory=list)
     note: str | None = None  # why the table is empty, when it is
+    _url: str | None = field(default=None, repr=False, compare=False)
+
+    def data_url(self) -> str | None:
+        """The screenshot as a data URL, built once: every request that shows this observation
+        sends the same str object, whose hash Python caches (the request-hash memo relies on it)."""
+        if self._url is None and self.image_b64 is not None:
+            self._url = "data:image/png;base64," + self.image_b64
+        return self._url
 
 
 _PREPARE_INLINE_BYTES = 48 * 1024  # a small screenshot + tree: base64 and parse take < 0.1 ms
@@ -108,8 +116,7 @@ def _user_turn(p: PreparedObservation, observation_type: str, *, current: bool, 
         {"type": "text", "text": prompts.observation_text(observation_type, p.table, current=current)}
     ]
     if p.image_b64 is not None:
-        content.append({"type": "image_url",
-                        "image_url": {"url": f"data:image/png;base64,{p.image_b64}", "detail": detail}})
+        content.append({"type": "image_url", "image_url": {"url": p.data_url(), "detail": detail}})
     return {"role": "user", "content": content}
 
 

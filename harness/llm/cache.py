@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import orjson
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,11 @@ async def request_hash(payload: dict[str, Any], *, size_hint: int = 0) -> str:
     """sha256 of the canonical JSON of everything that determines the answer."""
     if size_hint > _HASH_IN_THREAD:
         return await anyio.to_thread.run_sync(_digest, payload)
-    return _digest(payload)
+    digest = _digest(payload)
+    # Yield once: with hundreds of agents woken together, each step's work then runs in shorter
+    # loop slices and timers (progress, deadlines) are not held up behind all of them.
+    await anyio.lowlevel.checkpoint()
+    return digest
 
 
 def sync_request_hash(payload: dict[str, Any]) -> str:

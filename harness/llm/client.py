@@ -101,6 +101,17 @@ class LLMClient:
             config, endpoints, cache=ResponseCache(cache_path, enabled=cache_enabled), default_model=default_model
         )
 
+    async def warm(self) -> None:
+        """Build the default models' endpoints (SDK clients: an SSL context and imports, ~50 ms)
+        in a worker thread, so the first call does not stall the event loop."""
+        models = [m for m in (self.default_model, self.embedding_model) if m]
+
+        def build() -> None:
+            for model in models:
+                self.router.endpoints_for(model)
+
+        await anyio.to_thread.run_sync(build)
+
     async def __aenter__(self) -> LLMClient:
         return self
 

@@ -56,7 +56,7 @@ def _observation(prepared: Any, *, images: bool, detail: str, label: str) -> lis
     parts: list[dict[str, Any]] = [{"type": "text", "text": label}]
     if images and prepared is not None and prepared.image_b64:
         parts.append({"type": "image_url",
-                      "image_url": {"url": f"data:image/png;base64,{prepared.image_b64}", "detail": detail}})
+                      "image_url": {"url": prepared.data_url(), "detail": detail}})
     if prepared is not None and prepared.table:
         parts.append({"type": "text", "text": f"Accessibility tree:\n{prepared.table}"})
     return parts

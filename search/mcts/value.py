@@ -74,7 +74,7 @@ def context_content(instruction: str, steps: Sequence[tuple[Any, list[Any]]], cu
     def image(prepared: Any) -> None:
         if images and prepared is not None and prepared.image_b64:
             parts.append({"type": "image_url",
-                          "image_url": {"url": f"data:image/png;base64,{prepared.image_b64}", "detail": detail}})
+                          "image_url": {"url": prepared.data_url(), "detail": detail}})
 
     for i, (prepared, actions) in enumerate(steps, 1):
         parts.append({"type": "text", "text": f"OBSERVATION {i} (before action {i}):"})
