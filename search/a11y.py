@@ -177,7 +177,9 @@ def estimate_tokens(text: str) -> int:
 
 def trim_to_tokens(text: str, max_tokens: int) -> str:
     """Keep whole lines while the estimate stays within `max_tokens`; mark a cut with `[...]`."""
-    if max_tokens <= 0 or estimate_tokens(text) <= max_tokens:
+    # Every estimated token takes at least one character, so a text no longer than the budget
+    # fits without counting (most screens: the count is a Python loop over regex matches).
+    if max_tokens <= 0 or len(text) <= max_tokens or estimate_tokens(text) <= max_tokens:
         return text
     out: list[str] = []
     used = estimate_tokens(TRIM_MARK)

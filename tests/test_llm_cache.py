@@ -143,3 +143,22 @@ async def test_single_flight_lets_a_waiter_lead_when_the_leader_fails():
         tg.start_soon(leader)
         tg.start_soon(follower)
     assert results == [("ok", False)] and calls == 2
+
+
+def test_request_hash_of_screenshots_is_by_content_not_by_object():
+    from harness.llm.cache import sync_request_hash
+
+    def payload(b64: str, detail: str = "high") -> dict:
+        part = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64, "detail": detail}}
+        return {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, part]}]}
+
+    shot = "iVBOR" + "A" * 5000
+    same = "".join(["iVBOR", "A" * 5000])  # equal content, another str object
+    assert shot is not same
+    key = sync_request_hash(payload(shot))
+    assert sync_request_hash(payload(same)) == key
+    assert sync_request_hash(payload(shot[:-1] + "B")) != key  # one byte of the image
+    assert sync_request_hash(payload(shot, detail="low")) != key  # the image's options count too
+    as_text = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi"}, {"type": "text", "text": "data:image/png;base64," + shot}]}]}
+    assert sync_request_hash(as_text) != key

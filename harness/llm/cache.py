@@ -66,8 +66,35 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _canonical_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """`_canonical` for a chat payload: only message contents can hold images, so only they are
+    walked (the generic walk visited every small dict of every message part)."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return _canonical(payload)
+    out = dict(payload)
+    out["messages"] = [_canonical_message(m) for m in messages]
+    return out
+
+
+def _canonical_message(message: Any) -> Any:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return _canonical(message)
+    parts = []
+    for part in content:
+        image = part.get("image_url") if isinstance(part, dict) else None
+        url = image.get("url") if isinstance(image, dict) else None
+        if isinstance(url, str) and len(url) >= _INLINE_MIN and url.startswith("data:"):
+            part = {**part, "image_url": {**image, "url": _inline_digest(url)}}
+        elif not (isinstance(part, dict) and part.get("type") == "text"):
+            part = _canonical(part)
+        parts.append(part)
+    return {**message, "content": parts}
+
+
 def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(_canonical(payload), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(orjson.dumps(_canonical_payload(payload), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 async def request_hash(payload: dict[str, Any], *, size_hint: int = 0) -> str:
