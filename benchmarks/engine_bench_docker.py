@@ -76,9 +76,9 @@ class ContainerCount:
         self.interval = interval
         self.peak = 0
         self.samples = 0
+        self.baseline = 0  # ours from before the run (a caller's own sandboxes): not the run's
 
-    @staticmethod
-    async def _count(docker: Any) -> int:
+    async def _count(self, docker: Any) -> int:
         import anyio
 
         from vm.docker_gc import LABEL_MANAGED, LABEL_OWNER, owner_label
@@ -86,13 +86,17 @@ class ContainerCount:
         with anyio.fail_after(30):
             found = await docker.containers.list(
                 all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={owner_label()}"]})
-        return len(found)
+        return max(0, len(found) - self.baseline)
 
     async def count(self) -> int:
         import aiodocker
 
         async with aiodocker.Docker() as docker:
             return await self._count(docker)
+
+    async def start_baseline(self) -> None:
+        self.baseline = 0
+        self.baseline = await self.count()
 
     async def run(self) -> None:
         import aiodocker
@@ -131,6 +135,7 @@ async def run_docker_bench(opts: Any) -> dict[str, Any]:
     await ensure_image()  # before the clock: builds only when the image is missing
     proc, url = await eb._start_llm_sim(opts, work / "llm-sim.log", env={SUITE_ENV: str(suite_path)})
     containers = ContainerCount()
+    await containers.start_baseline()
     try:
         providers_file = work / "providers.json"
         providers_file.write_bytes(orjson.dumps(eb._providers(url, opts, max_in_flight)))
