@@ -300,39 +300,18 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
     finally:
         await _stop(proc)
     results = await anyio.to_thread.run_sync(scan_results, run_dir)
-    steps = sum(int(r.get("steps") or 0) for r in results.values())
-    solved = sum(1 for r in results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
     llm_calls = int(server.get("status", {}).get("200", 0))
     bound = compute_bound(sessions=opts.sessions, tasks_done=len(results), llm_calls=llm_calls,
                           env_latency_s=sim.COUNTERS.task_latency_s, llm_latency_s=opts.llm_latency_ms / 1000,
                           rpm=opts.rpm, max_in_flight=max_in_flight)
-    achieved = len(results) / wall if wall > 0 else 0.0
-    out = {
-        "tasks_per_hour": round(achieved * 3600, 1),
-        "steps_per_s": round(steps / wall, 1) if wall > 0 else 0.0,
-        "llm_calls_per_s": round(llm_calls / wall, 1) if wall > 0 else 0.0,
-        "utilization": round(achieved / bound["bound_tasks_per_s"], 4) if bound["bound_tasks_per_s"] else None,
-        "loop_lag_ms_p99": round(_p(lag.lags_ms, 0.99), 2),
-        "cpu_ms_per_step": round(cpu * 1000 / steps, 3) if steps else None,
-        "peak_rss_mb": round(rss_mb, 1),
-        "failures": opts.tasks - solved,
-        # context
+    out = run_metrics(Measured(tasks=opts.tasks, results=results, wall=wall, cpu=cpu, loop_cpu=loop_cpu,
+                               rss_mb=rss_mb, lags_ms=lag.lags_ms, server=server, sim_cpu=(sim_cpu0, sim_cpu1)),
+                      bound_tasks_per_s=bound["bound_tasks_per_s"])
+    out.update({
         "binding_limit": bound["binding_limit"],
         "bound_tasks_per_hour": round(bound["bound_tasks_per_s"] * 3600, 1) if bound["bound_tasks_per_s"] else None,
         "bounds_tasks_per_hour": {k: (round(v * 3600, 1) if v else None) for k, v in bound["bounds"].items()},
         "task_critical_path_s": round(bound.get("task_critical_path_s") or 0.0, 3),
-        "loop_lag_ms_p50": round(_p(lag.lags_ms, 0.5), 2),
-        "loop_lag_ms_max": round(max(lag.lags_ms, default=0.0), 2),
-        "loop_lag_samples": len(lag.lags_ms),
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "loop_thread_busy": round(loop_cpu / wall, 3) if wall > 0 else None,  # event-loop thread CPU / wall
-        "tasks_done": len(results),
-        "steps": steps,
-        "llm_calls": llm_calls,
-        "llm_server_requests": server.get("requests"),
-        "llm_server_429": server.get("rate_limited"),
-        "llm_sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3) if sim_cpu0 is not None and sim_cpu1 is not None else None,
         "sim_env_ops": {"starts": sim.COUNTERS.starts, "observes": sim.COUNTERS.observes,
                         "executes": sim.COUNTERS.executes, "loaded": sim.COUNTERS.loaded,
                         "latency_s": round(sim.COUNTERS.latency_s, 3),
@@ -342,7 +321,7 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         "max_in_flight": max_in_flight,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "work_dir": str(work),
-    }
+    })
     if not opts.keep and not opts.work_dir:
         await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, ignore_errors=True))
     return out
@@ -350,6 +329,53 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
 
 METRIC_KEYS = ("tasks_per_hour", "steps_per_s", "llm_calls_per_s", "utilization", "loop_lag_ms_p99",
                "cpu_ms_per_step", "peak_rss_mb", "failures")
+
+
+@dataclass
+class Measured:
+    """What one bench run collected (sim or Docker), before it becomes metrics."""
+
+    tasks: int  # tasks in the run, each solvable: failures = tasks - solved
+    results: dict[Any, dict[str, Any]]  # result.json records
+    wall: float
+    cpu: float  # harness process CPU seconds
+    loop_cpu: float  # event-loop thread CPU seconds
+    rss_mb: float
+    lags_ms: list[float]
+    server: dict[str, Any]  # llm-sim /sim/stats
+    sim_cpu: tuple[float | None, float | None]  # llm-sim process CPU seconds before and after
+
+
+def run_metrics(m: Measured, *, bound_tasks_per_s: float | None) -> dict[str, Any]:
+    """METRIC_KEYS first, then the context every bench reports (docs/design/performance.md)."""
+    steps = sum(int(r.get("steps") or 0) for r in m.results.values())
+    solved = sum(1 for r in m.results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
+    llm_calls = int(m.server.get("status", {}).get("200", 0))
+    achieved = len(m.results) / m.wall if m.wall > 0 else 0.0
+    before, after = m.sim_cpu
+    return {
+        "tasks_per_hour": round(achieved * 3600, 1),
+        "steps_per_s": round(steps / m.wall, 2) if m.wall > 0 else 0.0,
+        "llm_calls_per_s": round(llm_calls / m.wall, 2) if m.wall > 0 else 0.0,
+        "utilization": round(achieved / bound_tasks_per_s, 4) if bound_tasks_per_s else None,
+        "loop_lag_ms_p99": round(_p(m.lags_ms, 0.99), 2),
+        "cpu_ms_per_step": round(m.cpu * 1000 / steps, 3) if steps else None,
+        "peak_rss_mb": round(m.rss_mb, 1),
+        "failures": m.tasks - solved,
+        # context
+        "loop_lag_ms_p50": round(_p(m.lags_ms, 0.5), 2),
+        "loop_lag_ms_max": round(max(m.lags_ms, default=0.0), 2),
+        "loop_lag_samples": len(m.lags_ms),
+        "wall_s": round(m.wall, 3),
+        "cpu_s": round(m.cpu, 3),
+        "loop_thread_busy": round(m.loop_cpu / m.wall, 3) if m.wall > 0 else None,  # loop thread CPU / wall
+        "tasks_done": len(m.results),
+        "steps": steps,
+        "llm_calls": llm_calls,
+        "llm_server_requests": m.server.get("requests"),
+        "llm_server_429": m.server.get("rate_limited"),
+        "llm_sim_cpu_s": round(after - before, 3) if before is not None and after is not None else None,
+    }
 
 
 # ---- CLI ---------------------------------------------------------------------------------------

@@ -164,34 +164,12 @@ async def run_docker_bench(opts: Any) -> dict[str, Any]:
     left = await containers.count()
     results = await anyio.to_thread.run_sync(scan_results, run_dir)
     search = await anyio.to_thread.run_sync(_search_summary, run_dir)
-    steps = sum(int(r.get("steps") or 0) for r in results.values())
-    solved = sum(1 for r in results.values() if float(r.get("score") or 0) >= 1 and not r.get("error"))
-    llm_calls = int(server.get("status", {}).get("200", 0))
-    achieved = len(results) / wall if wall > 0 else 0.0
-    out = {
-        "tasks_per_hour": round(achieved * 3600, 1),
-        "steps_per_s": round(steps / wall, 2) if wall > 0 else 0.0,
-        "llm_calls_per_s": round(llm_calls / wall, 2) if wall > 0 else 0.0,
-        "utilization": None,
-        "loop_lag_ms_p99": round(eb._p(lag.lags_ms, 0.99), 2),
-        "cpu_ms_per_step": round(cpu * 1000 / steps, 3) if steps else None,
-        "peak_rss_mb": round(rss_mb, 1),
-        "failures": opts.tasks - solved,
-        # context
+    out = eb.run_metrics(eb.Measured(tasks=opts.tasks, results=results, wall=wall, cpu=cpu, loop_cpu=loop_cpu,
+                                     rss_mb=rss_mb, lags_ms=lag.lags_ms, server=server, sim_cpu=(sim_cpu0, sim_cpu1)),
+                         bound_tasks_per_s=None)
+    out.update({
         "utilization_note": "null on docker: real sandbox times are not a configured latency, so no bound is known",
         "binding_limit": None,
-        "loop_lag_ms_p50": round(eb._p(lag.lags_ms, 0.5), 2),
-        "loop_lag_ms_max": round(max(lag.lags_ms, default=0.0), 2),
-        "loop_lag_samples": len(lag.lags_ms),
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "loop_thread_busy": round(loop_cpu / wall, 3) if wall > 0 else None,
-        "tasks_done": len(results),
-        "steps": steps,  # actions of the recorded (final) trajectories
-        "llm_calls": llm_calls,
-        "llm_server_requests": server.get("requests"),
-        "llm_server_429": server.get("rate_limited"),
-        "llm_sim_cpu_s": round(sim_cpu1 - sim_cpu0, 3) if sim_cpu0 is not None and sim_cpu1 is not None else None,
         # share of all the machine's cores busy during the run (harness + llm-sim + sandboxes + dockerd)
         "host_cpu_busy": (round((host1[0] - host0[0]) / (host1[1] - host0[1]), 3)
                           if host0 and host1 and host1[1] > host0[1] else None),
@@ -205,7 +183,7 @@ async def run_docker_bench(opts: Any) -> dict[str, Any]:
         "max_in_flight": max_in_flight,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "work_dir": str(work),
-    }
+    })
     if not opts.keep and not opts.work_dir:
         await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, ignore_errors=True))
     return out
