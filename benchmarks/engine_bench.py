@@ -316,6 +316,15 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
                         "executes": sim.COUNTERS.executes, "loaded": sim.COUNTERS.loaded,
                         "latency_s": round(sim.COUNTERS.latency_s, 3),
                         "task_latency_s": round(sim.COUNTERS.task_latency_s, 3)},
+    })
+    return await finish_bench(out, opts, work=work, code=code, max_in_flight=max_in_flight)
+
+
+async def finish_bench(out: dict[str, Any], opts: Any, *, work: Path, code: int, max_in_flight: int) -> dict[str, Any]:
+    """The run's exit code, options and machine into `out`; the work folder removed if asked."""
+    import anyio
+
+    out.update({
         "run_exit_code": code,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "max_in_flight": max_in_flight,

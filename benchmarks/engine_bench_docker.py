@@ -16,11 +16,7 @@ output says how many sandbox containers were live at peak and how many were left
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 import resource
-import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -177,16 +173,9 @@ async def run_docker_bench(opts: Any) -> dict[str, Any]:
         "containers_left": left,
         "search": search,
         "tasks": [t.id for t in tasks],
-        "run_exit_code": code,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(opts).items()},
         "agent_options": agent_options,
-        "max_in_flight": max_in_flight,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "work_dir": str(work),
     })
-    if not opts.keep and not opts.work_dir:
-        await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, ignore_errors=True))
-    return out
+    return await eb.finish_bench(out, opts, work=work, code=code, max_in_flight=max_in_flight)
 
 
 def _search_summary(run_dir: Path) -> dict[str, Any]:
