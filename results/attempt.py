@@ -53,6 +53,7 @@ class Attempt:
         self._steps = steps or StepWriter(limiter)  # the run store shares one across attempts
         self._locks: dict[str, anyio.Lock] = {}
         self._pending: list[PendingStep] = []  # handed to the step writer, not yet seen written
+        self._folder: PendingStep | None = None  # the queued creation of a fresh task folder
         self._closed = False
 
     def __repr__(self) -> str:
@@ -106,6 +107,16 @@ class Attempt:
                                                  self.dir / TRAJ, _jsonl(line)))
         return n
 
+    async def create_folder(self, pending: PendingStep) -> None:
+        """Hand over the job that makes this attempt's (fresh) folder; direct writes wait for it."""
+        self._folder = pending
+        await self.hand_over(pending)
+
+    async def _folder_ready(self) -> None:
+        if self._folder is not None:
+            await self._folder.wait()  # raises if the folder could not be made
+            self._folder = None
+
     async def hand_over(self, pending: PendingStep) -> None:
         """Queue a step write; wait for it only without a background writer or on a long backlog."""
         self._raise_write_errors()
@@ -144,6 +155,7 @@ class Attempt:
         if not durable:
             await self.hand_over(self._steps.submit(path, bytes(data)))
             return path
+        await self._folder_ready()
         await anyio.to_thread.run_sync(write_atomic, path, bytes(data), limiter=self._limiter)
         return path
 
@@ -154,6 +166,7 @@ class Attempt:
 
     async def _append(self, name: str, line: bytes) -> None:
         # One lock per file: concurrent appends from this loop never interleave within a line.
+        await self._folder_ready()
         lock = self._locks.setdefault(name, anyio.Lock())
         async with lock:
             await anyio.to_thread.run_sync(append_bytes, self.dir / name, line, limiter=self._limiter)

@@ -203,7 +203,7 @@ class RunStore:
             self._active[key] = attempt
             self._numbers[key] = 1
             job = StepJob(None, None, None, None, new_folder=directory, marker=attempt_marker_bytes(1, self.session))
-            await attempt.hand_over(self._steps.submit_job(directory, job))
+            await attempt.create_folder(self._steps.submit_job(directory, job))
             self.journal.emit("attempt_started", domain=domain, task_id=task_id, attempt=1)
             return attempt
         self._busy.add(key)

@@ -364,3 +364,33 @@ async def test_steps_are_written_behind_and_the_result_waits_for_them(tmp_path: 
     await store.aclose()
     failed = [e for e in read_run(tmp_path / "run").events if e["event"] == "step_write_failed"]
     assert [(e["task_id"], "step_2.png" in e["error"]) for e in failed] == [("b", True)]
+
+
+async def test_direct_writes_wait_for_the_queued_task_folder(tmp_path: Path, monkeypatch):
+    # A fresh task's folder is made by the step writer; a durable file or a jsonl append written
+    # right after begin_attempt (tree search does) must not race it, even on a slow disk.
+    import time
+
+    import results.stepwriter as stepwriter
+
+    make = stepwriter.create_task_dir
+
+    def slow_create(directory: Path) -> None:
+        time.sleep(0.02)
+        make(directory)
+
+    monkeypatch.setattr(stepwriter, "create_task_dir", slow_create)
+    store = await RunStore.open(tmp_path / "run", cfg(), result_keys=KEYS)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.run_flusher)
+        await anyio.lowlevel.checkpoint()
+        for i in range(5):
+            attempt = await store.begin_attempt("os", f"t{i}")
+            await attempt.append_jsonl("search.jsonl", {"i": i})
+            await attempt.write_file("tree.json", b"{}")
+        for i in range(5):
+            task = tmp_path / "run" / "os" / f"t{i}"
+            assert orjson.loads((task / "search.jsonl").read_bytes()) == {"i": i}
+            assert (task / "tree.json").read_bytes() == b"{}" and (task / "attempt.json").exists()
+        tg.cancel_scope.cancel()
+    await store.aclose()
