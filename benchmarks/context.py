@@ -59,6 +59,13 @@ class RunContext:
             self._cpu = anyio.CapacityLimiter(4)
         return self._cpu
 
+    async def discard(self, task: Any) -> None:
+        """Remove the task's scratch folders (setup and evaluation files fetched for it)."""
+        import shutil
+
+        root = self._task_root(task)
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(root, ignore_errors=True))
+
     def _task_root(self, task: Any) -> Path:
         domain = getattr(task, "domain", "") or "_"
         return self.work_root / _safe(domain) / _safe(getattr(task, "id", "task"))

@@ -163,6 +163,11 @@ class Engine:
         # Shielded: a task whose result is known must be recorded even while the run is cancelled.
         with anyio.CancelScope(shield=True):
             await self.store.record_result(task.domain, task.id, result)
+            discard = getattr(self._ctx, "discard", None)
+            if discard is not None and float(result["score"]) >= 1.0 and not result.get("error"):
+                # A solved task's fetched files answer no question; a failed one keeps them for
+                # debugging (`<run>/.work/<domain>/<task>/`).
+                await discard(task)
         self.stats.done += 1
         self.stats.score_sum += float(result["score"])
         if result.get("error"):

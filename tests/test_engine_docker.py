@@ -87,3 +87,21 @@ def test_ctrl_c_exits_130_and_leaves_no_container_behind(docker_engine, desktop_
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["done"] == summary["total"] == 9
     assert summary["success_rate"] == 1.0
+
+
+TODO_TASK = "acb860cc-5ced-5654-be7b-22560ad3a77b"  # text_editor: append to todo.txt; scored from the fetched file
+
+
+@pytest.mark.parametrize(("agent", "score", "kept"), [("oracle", 1.0, False), ("noop", 0.0, True)])
+def test_scratch_files_of_a_solved_task_are_removed_and_a_failed_ones_kept(
+        docker_engine, desktop_image, tmp_path, agent, score, kept):
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", agent,
+                           "--tasks", TODO_TASK, "--run-dir", str(run_dir), "-q"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((run_dir / "text_editor" / TODO_TASK / "result.json").read_text())["score"] == score
+    scratch = run_dir / ".work" / "text_editor" / TODO_TASK
+    assert scratch.exists() == kept
+    if kept:  # the evaluator's copy of the file it scored, for whoever debugs the failure
+        assert [p.name for p in scratch.rglob("todo.txt")]
