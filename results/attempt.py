@@ -133,8 +133,8 @@ class Attempt:
         if done:
             self._pending = [p for p in self._pending if not p.done]
             for p in done:
-                if p.job.error is not None:
-                    raise p.job.error
+                if p.error is not None:
+                    raise p.error
 
     async def flush(self) -> None:
         """Until every step handed over so far is on disk (page cache); raises a write error."""
@@ -142,8 +142,8 @@ class Attempt:
         for p in pending:
             await p.lane.wait(p.batch)
         for p in pending:
-            if p.job.error is not None:
-                raise p.job.error
+            if p.error is not None:
+                raise p.error
 
     async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path:
         """Atomically write one file (tree.json, recording, ...) into the task folder.

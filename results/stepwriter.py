@@ -21,13 +21,14 @@ performance.md say why).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
+from harness.group_commit import Batch, GroupCommit
 from results.atomic import append_bytes, write_atomic
 from results.resume import create_task_dir, write_marker, write_result
 
@@ -42,12 +43,6 @@ class StepJob:
     new_folder: Path | None = None  # a fresh attempt: create the task folder, write its marker
     marker: bytes | None = None
     result: tuple[Path, dict[str, Any]] | None = None  # after every earlier job of the folder
-
-
-@dataclass
-class _Batch:
-    jobs: list[StepJob] = field(default_factory=list)
-    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 def write_jobs(jobs: list[StepJob]) -> None:
@@ -74,7 +69,10 @@ class StepWriter:
     the batches themselves (tests, tools that never start `run`)."""
 
     def __init__(self, limiter: anyio.CapacityLimiter | None = None, *, lanes: int = 4) -> None:
-        self._lanes = [_Lane(limiter) for _ in range(max(1, lanes))]
+        async def write(jobs: list[StepJob]) -> None:
+            await anyio.to_thread.run_sync(write_jobs, jobs, limiter=limiter)
+
+        self._lanes: list[GroupCommit[StepJob]] = [GroupCommit(write) for _ in range(max(1, lanes))]
 
     @property
     def batches(self) -> int:
@@ -83,7 +81,7 @@ class StepWriter:
 
     @property
     def steps(self) -> int:
-        return sum(lane.steps for lane in self._lanes)
+        return sum(lane.items for lane in self._lanes)
 
     @property
     def driven(self) -> bool:
@@ -117,8 +115,8 @@ class StepWriter:
 
 @dataclass(slots=True)
 class PendingStep:
-    lane: _Lane
-    batch: _Batch
+    lane: GroupCommit[StepJob]
+    batch: Batch[StepJob]
     job: StepJob
 
     @property
@@ -128,98 +126,15 @@ class PendingStep:
     @property
     def backlog(self) -> int:
         """Steps queued in this step's batch (the caller waits when it grows too long)."""
-        return len(self.batch.jobs)
+        return len(self.batch.items)
+
+    @property
+    def error(self) -> BaseException | None:
+        """This step's write error, or the failure of its whole batch's worker call."""
+        return self.job.error or self.batch.error
 
     async def wait(self) -> None:
         """Until this step is on disk (page cache); raises its write error."""
         await self.lane.wait(self.batch)
-        if self.job.error is not None:
-            raise self.job.error
-
-
-class _Lane:
-    """Sequential batches: each worker call writes everything collected while the last one ran."""
-
-    def __init__(self, limiter: anyio.CapacityLimiter | None) -> None:
-        self._limiter = limiter
-        self._collecting: _Batch | None = None
-        self._writing = False
-        self._write_ended: anyio.Event | None = None
-        self._wake: anyio.Event | None = None
-        self.driven = False
-        self.batches = 0
-        self.steps = 0
-
-    def submit(self, job: StepJob) -> _Batch:
-        batch = self._collecting
-        if batch is None:
-            batch = self._collecting = _Batch()
-        batch.jobs.append(job)
-        if self._wake is not None:
-            self._wake.set()
-        return batch
-
-    async def wait(self, batch: _Batch) -> None:
-        # Shielded like the single write it replaces: a step handed over is written, cancel or not.
-        with anyio.CancelScope(shield=True):
-            while not batch.done.is_set():
-                if self.driven:
-                    await batch.done.wait()
-                elif self._writing:
-                    await self._wait_write_end()
-                else:
-                    await self._write_collected()
-
-    async def drain(self) -> None:
-        with anyio.CancelScope(shield=True):
-            while self._collecting is not None or self._writing:
-                if self._writing:
-                    await self._wait_write_end()
-                else:
-                    await self._write_collected()
-
-    async def run(self) -> None:
-        self.driven = True
-        try:
-            while True:
-                if self._writing:  # a waiter started this write before the driver ran
-                    await self._wait_write_end()
-                elif self._collecting is None:
-                    self._wake = anyio.Event()
-                    try:
-                        await self._wake.wait()
-                    finally:
-                        self._wake = None
-                else:
-                    try:
-                        await self._write_collected()
-                    except Exception:  # recorded on every job of the batch: their attempts raise it
-                        pass
-        finally:
-            self.driven = False
-            await self.drain()
-
-    async def _wait_write_end(self) -> None:
-        if self._write_ended is None:
-            self._write_ended = anyio.Event()
-        await self._write_ended.wait()
-
-    async def _write_collected(self) -> None:
-        batch, self._collecting = self._collecting, None
-        if batch is None:
-            return
-        self._writing = True
-        try:
-            await anyio.to_thread.run_sync(write_jobs, batch.jobs, limiter=self._limiter)
-        except BaseException as e:  # the worker call itself failed: every job of the batch did
-            for job in batch.jobs:
-                job.error = job.error or e
-            raise
-        finally:
-            self.batches += 1
-            self.steps += len(batch.jobs)
-            self._writing = False
-            batch.done.set()
-            ended, self._write_ended = self._write_ended, None
-            if ended is not None:
-                ended.set()
+        if self.error is not None:
+            raise self.error

@@ -16,13 +16,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 import orjson
+
+from harness.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,13 +116,6 @@ def sync_request_hash(payload: dict[str, Any]) -> str:
 Row = tuple[str, str, str, bytes]  # key, kind, model, encoded value
 
 
-@dataclass
-class _Batch:
-    rows: list[Row] = field(default_factory=list)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    error: Exception | None = None
-
-
 class ResponseCache:
     def __init__(self, path: str | Path | None, *, enabled: bool = True) -> None:
         self.path = Path(path) if path is not None else None
@@ -135,9 +129,7 @@ class ResponseCache:
         # the same file meanwhile only costs a paid call, never a wrong answer.
         self._keys: set[str] = set()
         self._keys_loaded = False
-        self._collecting: _Batch | None = None  # rows waiting for the next transaction
-        self._writing = False
-        self._write_ended: anyio.Event | None = None  # set (and replaced) after every write
+        self._commit: GroupCommit[Row] = GroupCommit(self._write_rows)  # one transaction per batch of puts
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -203,46 +195,20 @@ class ResponseCache:
     async def put_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
         if not self.enabled or not rows:
             return
-        batch = self._collecting
-        if batch is None:
-            batch = self._collecting = _Batch()
-        batch.rows.extend((k, kind, model, orjson.dumps(v)) for k, kind, model, v in rows)
+        batch = self._commit.submit(*((k, kind, model, orjson.dumps(v)) for k, kind, model, v in rows))
         # Our batch is written by whoever finds no write running: us, or a later caller of it.
-        while not batch.done.is_set():
-            if self._writing:
-                if self._write_ended is None:
-                    self._write_ended = anyio.Event()
-                await self._write_ended.wait()
-            else:
-                await self._write_collected()
+        await self._commit.wait(batch, shield=False)  # the write itself is shielded: a paid answer is kept
         if isinstance(batch.error, sqlite3.Error):  # a lost cache write costs money later, not correctness now
             log.warning("LLM cache %s write failed: %s", self.path, batch.error)
         elif batch.error is not None:
             raise batch.error
 
-    async def _write_collected(self) -> None:
-        batch, self._collecting = self._collecting, None
-        if batch is None:
-            return
-        self._writing = True
-        try:
-            with anyio.CancelScope(shield=True):  # a paid answer is worth finishing the write
-                try:
-                    await self._run(self._put_many, batch.rows)
-                except Exception as e:
-                    batch.error = e
-                else:
-                    self._keys.update(row[0] for row in batch.rows)
-        finally:
-            self._writing = False
-            batch.done.set()
-            ended, self._write_ended = self._write_ended, None
-            if ended is not None:
-                ended.set()
+    async def _write_rows(self, rows: list[Row]) -> None:
+        await self._run(self._put_many, rows)
+        self._keys.update(row[0] for row in rows)
 
     async def aclose(self) -> None:
-        if self._collecting is not None and not self._writing:  # rows of cancelled puts
-            await self._write_collected()
+        await self._commit.drain()  # rows of cancelled puts
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with anyio.CancelScope(shield=True):
