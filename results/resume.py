@@ -57,8 +57,13 @@ def task_dirs(run_dir: Path) -> list[tuple[TaskKey, Path]]:
 
 
 def scan_results(run_dir: Path) -> dict[TaskKey, dict[str, Any]]:
+    return results_in(task_dirs(run_dir))
+
+
+def results_in(folders: list[tuple[TaskKey, Path]]) -> dict[TaskKey, dict[str, Any]]:
+    """The finished tasks among `task_dirs` output, with their records."""
     results = {}
-    for key, path in task_dirs(run_dir):
+    for key, path in folders:
         record = read_result(path)
         if record is not None:
             results[key] = record

@@ -16,8 +16,8 @@ import orjson
 from harness.errors import ConfigError
 from results.atomic import clean_temp_files, dump_json, fsync_dir, is_temp_name, write_atomic
 from results.journal import JournalScan, scan_journal
-from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey, task_dir
-from results.resume import repair_result_txt, scan_results, task_dirs
+from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey
+from results.resume import repair_result_txt, results_in, task_dirs
 from results.runinfo import build_run_json, compare, git_commit
 
 
@@ -85,11 +85,13 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) 
             if not isinstance(run, dict):
                 raise ConfigError(f"{run_path}: expected a JSON object")
             changes = compare(run, config, result_keys, where=run_path, commit=commit)
-        results = scan_results(run_dir)
+        folders = task_dirs(run_dir)  # one scan of the tree for the results and the folder set
+        results = results_in(folders)
         if not changes:  # a run that will go on: result.txt is not fsynced, so restore it from result.json
-            for (domain, task_id), record in results.items():
-                repair_result_txt(task_dir(run_dir, domain, task_id), record)
-        dirs = {key for key, _ in task_dirs(run_dir)}
+            for key, path in folders:
+                if key in results:
+                    repair_result_txt(path, results[key])
+        dirs = {key for key, _ in folders}
         return Opened(fd, run, changes, created, commit, scan_journal(run_dir / EVENTS), results, temps, dirs)
     except BaseException:
         os.close(fd)
