@@ -33,7 +33,7 @@ from benchmarks.schema import (
     WindowParams,
 )
 from harness.base.errors import HarnessError, SandboxError, TaskError
-from vm.types import ExecResult, Guest
+from vm.types import ExecResult, Guest, WindowNotFound
 
 log = logging.getLogger("benchmarks.setup")
 
@@ -186,9 +186,7 @@ async def _activate(p: WindowParams, guest: Guest, ctx: TaskContext) -> None:
         try:
             await guest.activate_window(p.window_name, strict=p.strict, by_class=p.by_class)
             return
-        except SandboxError as e:
-            if "no window matches" not in str(e):
-                raise  # the guest itself failed: infrastructure
+        except WindowNotFound as e:  # any other SandboxError: the guest itself failed (infrastructure)
             if anyio.current_time() >= deadline:
                 # Not infrastructure: a fresh sandbox would fail the same way.
                 raise TaskError(f"activate_window {p.window_name!r}: no such window within "

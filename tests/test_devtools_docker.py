@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from vm.devtools import DevToolsError, connect_devtools
 from vm.docker import DockerProvider, DockerSandbox
+from vm.types import WindowNotFound
 
 pytestmark = pytest.mark.docker
 
@@ -62,6 +63,9 @@ async def test_osworld_style_chrome_is_driven_through_the_guest_socket(chrome_bo
     await guest.activate_window("google-chrome.Google-chrome", strict=True, by_class=True)
     windows = await chrome_box.run(["wmctrl", "-lx"])
     assert "Sandbox page - Chromium" in windows.output, windows.output
+    # A window that is not there is the guest's typed answer, not a failed guest (infrastructure).
+    with pytest.raises(WindowNotFound, match="HTTP 404: no window matches 'No such window'"):
+        await guest.activate_window("No such window")
 
     # Plain HTTP through the same tunnel (as VLC's status page would be read).
     status, body = await guest.tunnel_request(8000, "GET", "/index.html")

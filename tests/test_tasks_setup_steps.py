@@ -18,7 +18,7 @@ from benchmarks.schema import Task
 from benchmarks.setup_steps import run_setup, run_task_setup, substitute
 from harness.base.errors import SandboxError, TaskError
 from scoring.coverage import unsupported_features
-from vm.types import ExecResult
+from vm.types import ExecResult, WindowNotFound
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "osworld-sample"
 
@@ -241,7 +241,7 @@ class _LateWindowGuest(FakeGuest):
     async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
         self.tries += 1
         if self.misses is None or self.tries <= self.misses:
-            raise SandboxError(f"guest: POST /setup/activate_window: no window matches {window_name!r}")
+            raise WindowNotFound(f"guest: POST /setup/activate_window -> HTTP 404: no window matches {window_name!r}")
 
 
 async def test_activate_window_waits_for_a_window_that_appears_late(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import orjson
 from yarl import URL
 
 from harness.base.errors import SandboxError
-from vm.types import ExecResult
+from vm.types import ExecResult, WindowNotFound
 
 log = logging.getLogger(__name__)
 
@@ -289,14 +289,18 @@ class GuestClient:
         )
 
     async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
-        await self._request(
-            "POST", "/setup/activate_window", json={"window_name": window_name, "strict": strict, "by_class": by_class}
-        )
+        await self._window("activate_window", window_name, strict=strict, by_class=by_class)
 
     async def close_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
-        await self._request(
-            "POST", "/setup/close_window", json={"window_name": window_name, "strict": strict, "by_class": by_class}
+        await self._window("close_window", window_name, strict=strict, by_class=by_class)
+
+    async def _window(self, action: str, window_name: str, *, strict: bool, by_class: bool) -> None:
+        path = f"/setup/{action}"
+        status, payload = await self._request(
+            "POST", path, json={"window_name": window_name, "strict": strict, "by_class": by_class}, expect=(200, 404)
         )
+        if status == 404:
+            raise WindowNotFound(f"{self.name}: POST {path} -> HTTP 404: {_error_text(payload)}")
 
     # --- files ------------------------------------------------------------------------------------
 

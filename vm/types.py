@@ -10,6 +10,12 @@ from typing import Any, Protocol, runtime_checkable
 from harness.base.errors import SandboxError
 
 
+class WindowNotFound(SandboxError):
+    """The guest answered that no window matches (HTTP 404 from activate/close_window).
+
+    A SandboxError so callers that do not care keep treating it as before; a setup step that waits
+    for a window catches this type instead of reading the guest's message text."""
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One look at the desktop: PNG bytes, OSWorld-format accessibility XML (or None), screen size."""
