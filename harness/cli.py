@@ -14,7 +14,7 @@ import sys
 from harness.base.errors import HarnessError
 
 # Order = order in --help.
-COMMAND_MODULES = ["run", "resume", "validate", "tasks", "vm", "bench", "llm_sim", "report", "registry"]
+COMMAND_MODULES = ["run", "resume", "validate", "tasks", "vm", "bench", "llm_sim", "report", "export", "registry"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from results.atomic import clean_temp_files, write_atomic
+from results.export.recorded import read_exports
 from results.layout import ATTEMPTS, RESULT_JSON, TRAJ, TaskKey
 from results.read import RunView, read_run
 from results.report.reflections import ReflectionLookup
@@ -144,6 +145,7 @@ def build_report(run_dir: str | os.PathLike[str], *, force: bool = False, refres
     problems: list[str] = []
     lookup = ReflectionLookup(run_path, config)
     reader = TaskReader(run_path, screen, lookup)
+    exports = read_exports(run_path)  # training-data exports that hold each task's examples
     written = skipped = 0
     for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
         prev = rows[i - 1] if i > 0 else None
@@ -154,7 +156,7 @@ def build_report(run_dir: str | os.PathLike[str], *, force: bool = False, refres
         fp = _fingerprint(
             version, screen, texts[key], [_stat(folder / n) for n in (RESULT_JSON, TRAJ, TREE)],
             moved, [_stat(folder / ATTEMPTS / str(n) / TRAJ) for n in moved], len(events),
-            prev.key if prev else None, nxt.key if nxt else None, run_name,
+            prev.key if prev else None, nxt.key if nxt else None, run_name, exports.get(key),
         )
         target = out / row.href
         if old.get(row.href) == fp and target.exists():
@@ -164,7 +166,7 @@ def build_report(run_dir: str | os.PathLike[str], *, force: bool = False, refres
         try:
             page = reader.page(key, view.results[key], instruction=texts[key], moved=moved, events=events)
             data = render("task.html.j2", **common, **_task_context(page), prev=prev, next=nxt,
-                          folder_url=url_of("..", key[0], key[1]))
+                          folder_url=url_of("..", key[0], key[1]), exports=exports.get(key, []))
         except Exception as e:  # one odd task must not cost the whole report
             log.exception("report: task %s/%s", *key)
             problems.append(f"task {key[0]}/{key[1]}: page not rendered ({type(e).__name__}: {e})")

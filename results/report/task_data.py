@@ -17,6 +17,7 @@ from urllib.parse import quote
 import orjson
 
 from results.layout import ATTEMPTS, TRAJ, TaskKey
+from results.read import read_jsonl
 from results.report.pointer import Point, action_points, action_text
 from results.report.tree import Tree, parse_tree
 
@@ -246,26 +247,3 @@ def _list_files(folder: Path) -> list[str]:
         return sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
     except OSError:
         return []
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Objects of a JSON-lines file; unparsable lines (a torn last line) are counted, not fatal."""
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return [], 0
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-        else:
-            skipped += 1
-    return out, skipped
