@@ -36,6 +36,15 @@ def _llm_progress(llm: Any) -> dict[str, Any]:
     return {"in_flight": stats["in_flight"], "waiting": stats["waiting"], **stats["run"]}
 
 
+def build_agent(config: RunConfig, llm: Any = None) -> Any:
+    """The run's agent, built from the config (its LLM client may be attached later)."""
+    from search.agent import make_agent
+
+    return make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
+                                     "max_steps": config.max_steps, "action_space": config.action_space,
+                                     "observation_type": config.observation_type})
+
+
 def default_run_dir(config: RunConfig) -> Path:
     bench = Path(config.benchmark).name or "suite"
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -72,7 +81,6 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     from benchmarks.loader import load_suite, resolve_benchmark
     from results.store import RunStore
     from scoring.coverage import unsupported_features
-    from search.agent import make_agent
     from vm.pool import SandboxPool
 
     suite_path = resolve_benchmark(config.benchmark)
@@ -91,10 +99,16 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
 
     run_dir = config.run_dir or default_run_dir(config)
     config = config.model_copy(update={"run_dir": run_dir})
+    # The agent is built before the run directory is touched: a bad option (say a prompts file that
+    # does not parse) stops the run with one line and leaves nothing behind. Its LLM client comes later.
+    agent = build_agent(config)
+    describe = getattr(agent, "describe", None)
+    agent_info = describe() if callable(describe) else None
     flags: dict[str, bool] = {}
     stats = EngineStats()
     async with AsyncExitStack() as stack:
-        store = await RunStore.open(run_dir, config.model_dump(mode="json"), result_keys=RESULT_KEYS)
+        store = await RunStore.open(run_dir, config.model_dump(mode="json"), result_keys=RESULT_KEYS,
+                                    agent_info=agent_info)
 
         async def close_store() -> None:
             with anyio.CancelScope(shield=True):
@@ -112,9 +126,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             await llm.warm()
             # Runs first at exit: each session journals its LLM tallies (the report's usage by model).
             stack.callback(lambda: store.log("llm_usage", models=llm.stats(tasks=False)["models"]))
-        agent = make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
-                                          "max_steps": config.max_steps, "action_space": config.action_space,
-                                          "observation_type": config.observation_type})
+        if llm is not None and hasattr(agent, "llm"):
+            agent.llm = llm
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
         if config.provider == "docker":
             from vm.image.build import ensure_image

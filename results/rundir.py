@@ -62,7 +62,8 @@ def _refuse_foreign(run_dir: Path) -> None:
         )
 
 
-def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) -> Opened:
+def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str],
+                 agent_info: dict[str, Any] | None = None) -> Opened:
     _refuse_foreign(run_dir)  # before creating anything in someone else's folder
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = _lock(run_dir)
@@ -73,7 +74,7 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) 
         run_path = run_dir / RUN_JSON
         created = not run_path.exists()
         if created:
-            run = build_run_json(config, result_keys, commit)
+            run = build_run_json(config, result_keys, commit, agent_info)
             write_atomic(run_path, dump_json(run))
             fsync_dir(run_dir.parent)
             changes: dict[str, list[Any]] = {}
@@ -84,7 +85,7 @@ def open_run_dir(run_dir: Path, config: dict[str, Any], result_keys: list[str]) 
                 raise ConfigError(f"{run_path}: not valid JSON ({e}); the run directory is damaged") from e
             if not isinstance(run, dict):
                 raise ConfigError(f"{run_path}: expected a JSON object")
-            changes = compare(run, config, result_keys, where=run_path, commit=commit)
+            changes = compare(run, config, result_keys, where=run_path, commit=commit, agent=agent_info)
         folders = task_dirs(run_dir)  # one scan of the tree for the results and the folder set
         results = results_in(folders)
         if not changes:  # a run that will go on: result.txt is not fsynced, so restore it from result.json

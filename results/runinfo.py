@@ -18,6 +18,9 @@ from harness.base.errors import ConfigError
 from harness.base.version import __version__
 from results.redact import redact
 
+# Fields of run.json's `agent` whose change would change scores (see `compare`).
+AGENT_RESULT_KEYS = ("prompts.sha256", "table_counter")
+
 RUN_FORMAT = 1
 _MISSING = object()
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -103,8 +106,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def build_run_json(config: dict[str, Any], result_keys: list[str], commit: str | None) -> dict[str, Any]:
-    return {
+def build_run_json(config: dict[str, Any], result_keys: list[str], commit: str | None,
+                   agent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`agent`: what the agent says it resolved its options to (profile, prompts and their hash),
+    kept beside `config` (which stays exactly what the user asked for, so resume can re-read it)."""
+    run = {
         "format": RUN_FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "harness_version": harness_version(),
@@ -112,10 +118,14 @@ def build_run_json(config: dict[str, Any], result_keys: list[str], commit: str |
         "result_keys": list(result_keys),
         "config": _normal(redact(config)),
     }
+    if agent is not None:
+        run["agent"] = _normal(redact(agent))
+    return run
 
 
 def compare(
-    stored: dict[str, Any], config: dict[str, Any], result_keys: list[str], *, where: Path, commit: str | None
+    stored: dict[str, Any], config: dict[str, Any], result_keys: list[str], *, where: Path, commit: str | None,
+    agent: dict[str, Any] | None = None,
 ) -> dict[str, list[Any]]:
     """Refuse a config whose result keys differ; return the other changes as {key: [old, new]}.
 
@@ -150,4 +160,17 @@ def compare(
     for meta, new in (("harness_version", harness_version()), ("git_commit", commit)):
         if stored.get(meta) != new:
             changes[meta] = [stored.get(meta), new]
+    if agent is not None:
+        new_agent = _normal(redact(agent))
+        old_agent = stored.get("agent")
+        if isinstance(old_agent, dict):
+            # Another prompt text or another table counter changes what the model sees: a run that
+            # mixed two would publish a number nobody can reproduce.
+            moved = [f"agent.{k}: {_show(get_path(old_agent, k))} -> {_show(get_path(new_agent, k))}"
+                     for k in AGENT_RESULT_KEYS if get_path(old_agent, k) != get_path(new_agent, k)]
+            if moved:
+                raise ConfigError(f"{where}: the agent resolved differently than when the run started: "
+                                  + "; ".join(moved) + " (restore the prompts file, or use a new run directory)")
+        if old_agent != new_agent:  # anything else (say a note's wording): journaled, not refused
+            changes["agent"] = [old_agent, new_agent]
     return changes

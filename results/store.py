@@ -94,16 +94,18 @@ class RunStore:
         result_keys: Sequence[str],
         flush_interval: float = 0.25,
         io_threads: int = 8,
+        agent_info: dict[str, Any] | None = None,
     ) -> RunStore:
         """Create `run_dir` or reopen it for resume.
 
         Raises ConfigError if another process holds it, if it is a non-empty foreign folder, or
-        if `run.json` differs from `config` in any of `result_keys` (dotted paths).
+        if `run.json` differs from `config` in any of `result_keys` (dotted paths). `agent_info`
+        (the agent's resolved behaviour) is written into a new run.json as `agent`.
         """
         path = Path(run_dir)
         limiter = anyio.CapacityLimiter(io_threads)  # named limit: results file I/O threads
         keys = list(result_keys)
-        opened = await anyio.to_thread.run_sync(open_run_dir, path, config, keys, limiter=limiter)
+        opened = await anyio.to_thread.run_sync(open_run_dir, path, config, keys, agent_info, limiter=limiter)
         try:
             journal = await Journal.open(
                 path / EVENTS,

@@ -10,6 +10,9 @@ Differences from upstream, on purpose: `class` and `description` are read from t
 attributes namespace (upstream reads the windows one on ubuntu, so those columns are always
 empty there); coordinates are parsed, never `eval`ed; tabs and newlines inside a cell are escaped
 so each node stays one row; the token trim drops whole rows instead of cutting a row in half.
+`osworld_table` (the osworld profile) prints upstream's table instead: cells as the XML has them,
+`class` and `description` from the windows namespace (empty on ubuntu trees, as upstream), and
+nodes whose text is only whitespace kept (upstream tests `len(text) > 0`).
 Parsing is CPU work: callers on the event loop run these functions in a worker thread.
 """
 
@@ -27,6 +30,9 @@ NS_STATE = _BASE + "state"
 NS_ATTRIBUTES = _BASE + "attributes"
 NS_COMPONENT = _BASE + "component"
 NS_VALUE = _BASE + "value"
+# Upstream reads `class` and `description` on ubuntu from this namespace (a bug: the guest never
+# writes it there), so its table has those columns empty; the osworld profile does the same.
+NS_ATTRIBUTES_WINDOWS = "https://accessibility.windows.example.org/ns/attributes"
 
 HEADER = "tag\tname\ttext\tclass\tdescription\tposition (top-left x&y)\tsize (w&h)"
 TRIM_MARK = "[...]"
@@ -62,6 +68,8 @@ class A11yNode:
     y: int
     w: int
     h: int
+    position: str = ""  # the screencoord attribute as the XML has it, for upstream's table
+    size: str = ""
 
     @property
     def center(self) -> tuple[int, int]:
@@ -95,13 +103,17 @@ def parse_tree(xml: str) -> ET.Element:
         raise A11yParseError(f"accessibility tree: malformed XML ({e})") from e
 
 
-def filter_nodes(xml: str | ET.Element, *, check_image: bool = False) -> list[A11yNode]:
+def filter_nodes(xml: str | ET.Element, *, check_image: bool = False, upstream: bool = False) -> list[A11yNode]:
     """The nodes upstream's filter keeps, in document order.
 
     A node is kept when its role is in the kept set; it is showing and visible; it is enabled,
     editable, expandable or checkable; it has a name or text (or, with `check_image`, is an
     image); and its screen coordinates are >= 0 with a size > 0.
+
+    `upstream` (osworld profile): whitespace-only text counts as text and is kept as it is, and
+    `cls`/`description` come from the namespace upstream reads (see NS_ATTRIBUTES_WINDOWS).
     """
+    attributes = NS_ATTRIBUTES_WINDOWS if upstream else NS_ATTRIBUTES
     root = parse_tree(xml) if isinstance(xml, str) else xml
     kept: list[A11yNode] = []
     for el in root.iter():
@@ -116,19 +128,20 @@ def filter_nodes(xml: str | ET.Element, *, check_image: bool = False) -> list[A1
             continue
         name = el.get("name", "")
         text = el.text or ""
-        if not text.strip():
+        if not upstream and not text.strip():
             text = ""  # whitespace between child elements (pretty-printed XML) is not text
         if not (name or text or (check_image and el.get("image", "false") == "true")):
             continue
-        xy = _pair(el.get(f"{{{NS_COMPONENT}}}screencoord"))
-        wh = _pair(el.get(f"{{{NS_COMPONENT}}}size"))
+        position = el.get(f"{{{NS_COMPONENT}}}screencoord")
+        size = el.get(f"{{{NS_COMPONENT}}}size")
+        xy, wh = _pair(position), _pair(size)
         if xy is None or wh is None or xy[0] < 0 or xy[1] < 0 or wh[0] <= 0 or wh[1] <= 0:
             continue
         kept.append(A11yNode(
             tag=tag, name=name, text=text,
-            cls=el.get(f"{{{NS_ATTRIBUTES}}}class", ""),
-            description=el.get(f"{{{NS_ATTRIBUTES}}}description", ""),
-            x=xy[0], y=xy[1], w=wh[0], h=wh[1],
+            cls=el.get(f"{{{attributes}}}class", ""),
+            description=el.get(f"{{{attributes}}}description", ""),
+            x=xy[0], y=xy[1], w=wh[0], h=wh[1], position=position or "", size=size or "",
         ))
     return kept
 
@@ -154,6 +167,21 @@ def table(nodes: list[A11yNode]) -> str:
             cell(n.tag), cell(n.name), text_cell(n.text), cell(n.cls), cell(n.description),
             f"({n.x}, {n.y})", f"({n.w}, {n.h})",
         )))
+    return "\n".join(rows)
+
+
+def upstream_text_cell(text: str) -> str:
+    """Upstream's text column, unescaped: tabs and newlines inside stay (a node may span rows)."""
+    if not text:
+        return '""'
+    return '"' + text.replace('"', '""') + '"' if '"' in text else text
+
+
+def osworld_table(nodes: list[A11yNode]) -> str:
+    """Upstream's table for nodes from `filter_nodes(..., upstream=True)`: cells as in the XML."""
+    rows = [HEADER]
+    for n in nodes:
+        rows.append("\t".join((n.tag, n.name, upstream_text_cell(n.text), n.cls, n.description, n.position, n.size)))
     return "\n".join(rows)
 
 

@@ -10,6 +10,13 @@ A reply we cannot parse, or an action that fails validation, is recorded as a WA
 (upstream crashes the example on `None` actions). Provider errors end the task by raising; the
 engine records the error and a score of 0. Upstream's one recovery is kept: when the prompt is
 too long for the model, the call is retried once with only the system and current messages.
+
+`profile=osworld` (search/profiles.py) switches the behaviours that make scores differ from
+OSWorld's runner to upstream's: sampling defaults, strict parsing (search/parsing_osworld.py),
+upstream's accessibility table and token cut (search/a11y.py, search/tokens.py), the settle
+wait before the first observation, a provider error as a wasted step (recorded as a WAIT with an
+empty reply and `info.no_action`), and per-family message shapes (search/adapters.py). The
+system prompt can come from the user's own files (`prompts_from`, search/prompt_source.py).
 """
 
 from __future__ import annotations
@@ -23,13 +30,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.base.errors import ConfigError, ProviderError
-from search import prompts
-from search.a11y import HEADER, A11yNode, A11yParseError, filter_nodes, table, trim_to_tokens
+from search import prompts, tokens
+from search.a11y import HEADER, A11yNode, A11yParseError, filter_nodes, osworld_table, table, trim_to_tokens
+from search.adapters import adapt, resolve
 from search.agent import Outcome, TaskEnv, register_agent
-from search.parsing import SPECIALS, parse_reply
+from search.parsing import SPECIALS, Parsed, parse_reply
+from search.parsing_osworld import parse_reply_osworld
+from search.profiles import profile_defaults
+from search.prompt_source import BUILTIN, PromptSet, load_prompt_set, sha256
 from search.som import apply_tags, draw_marks
 from vm.types import Observation
 
@@ -41,21 +52,36 @@ _CONTEXT_TOO_LONG = re.compile(r"context[_ ]length|maximum context|context windo
 
 
 class PromptAgentOptions(BaseModel):
-    """Options of `--agent prompt` (`--agent-option k=v`); defaults are upstream's."""
+    """Options of `--agent prompt` (`--agent-option k=v`). Those left unset (None) take the
+    profile's value (search/profiles.py); an explicit value always wins."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None
+    profile: Literal["default", "osworld"] = "default"
     action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
     observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
     max_steps: int = Field(15, ge=1)
-    max_tokens: int = Field(1500, ge=1)
-    temperature: float = Field(0.5, ge=0)
-    top_p: float = Field(0.9, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
     max_trajectory_length: int = Field(3, ge=0)
     a11y_tree_max_tokens: int = Field(10_000, ge=0)
     password: str = "password"
     image_detail: Literal["high", "low", "auto"] = "high"
+    settle_s: float | None = Field(None, ge=0, description="wait before the first observation of a task")
+    parsing: Literal["ours", "osworld"] | None = None
+    linearization: Literal["ours", "osworld"] | None = None
+    provider_errors: Literal["raise", "wasted_step"] | None = None
+    message_format: Literal["auto", "openai", "claude", "gemini", "gemini-pro", "gemini-pro-vision"] | None = None
+    prompts_from: str | None = Field(None, description="a prompts.py (read as data) or a folder of <NAME>.txt")
+
+    @model_validator(mode="after")
+    def _fill_from_profile(self) -> PromptAgentOptions:
+        for key, value in profile_defaults(self.profile).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        return self
 
 
 @dataclass(slots=True)
@@ -66,6 +92,7 @@ class PreparedObservation:
     table: str | None = None
     marks: list[A11yNode] = field(default_factory=list)
     note: str | None = None  # why the table is empty, when it is
+    counter: str | None = None  # which token counter cut the table (tokens.COUNTER_*)
     _url: str | None = field(default=None, repr=False, compare=False)
 
     def data_url(self) -> str | None:
@@ -83,29 +110,40 @@ def _observation_bytes(obs: Observation) -> int:
     return len(obs.screenshot or b"") + len(obs.accessibility_tree or "")
 
 
-def prepare_observation(obs: Observation, observation_type: str, a11y_max_tokens: int) -> PreparedObservation:
+def _cut(text: str, max_tokens: int, upstream: bool) -> tuple[str, str]:
+    """(table, counter): upstream's token cut, or ours (whole rows, by the estimate)."""
+    if upstream:
+        return tokens.cut_to_tokens(text, max_tokens)
+    return trim_to_tokens(text, max_tokens), tokens.COUNTER_ESTIMATE
+
+
+def prepare_observation(obs: Observation, observation_type: str, a11y_max_tokens: int,
+                        linearization: str = "ours") -> PreparedObservation:
     """Blocking (XML parse, PNG decode/encode, base64): run in a worker thread."""
     prepared = PreparedObservation()
+    upstream = linearization == "osworld"
     xml = obs.accessibility_tree
     if observation_type in ("a11y_tree", "screenshot_a11y_tree"):
         if xml is None:
             prepared.table, prepared.note = HEADER, "accessibility tree unavailable"
         else:
             try:
-                prepared.table = trim_to_tokens(table(filter_nodes(xml)) if xml.strip() else HEADER, a11y_max_tokens)
+                nodes = filter_nodes(xml, upstream=upstream) if xml.strip() else []
+                full = (osworld_table if upstream else table)(nodes)
+                prepared.table, prepared.counter = _cut(full, a11y_max_tokens, upstream)
             except A11yParseError as e:
                 prepared.table, prepared.note = HEADER, str(e)
     image = obs.screenshot
     if observation_type == "som":
         try:
-            marks = draw_marks(obs.screenshot, xml)
+            marks = draw_marks(obs.screenshot, xml, upstream=upstream)
         except A11yParseError as e:
-            marks = draw_marks(obs.screenshot, None)
+            marks = draw_marks(obs.screenshot, None, upstream=upstream)
             prepared.note = str(e)
         if xml is None:
             prepared.note = "accessibility tree unavailable: no marks"
         image, prepared.marks = marks.image, marks.nodes
-        prepared.table = trim_to_tokens(marks.table(), a11y_max_tokens)
+        prepared.table, prepared.counter = _cut(marks.table(), a11y_max_tokens, upstream)
     if observation_type != "a11y_tree":
         prepared.image_b64 = base64.b64encode(image).decode("ascii")
     return prepared
@@ -138,64 +176,143 @@ class PromptAgent:
         self.options = options
         self.llm = llm  # harness.llm.LLMClient; the engine may set it after construction
         self._cpu: anyio.CapacityLimiter | None = None
-        # Fail at construction, not mid-run, on an impossible combination.
+        # Fail at construction, not mid-run, on an impossible combination or a bad prompts file.
         prompts.system_prompt(options.observation_type, options.action_space)
+        self.prompt_set: PromptSet | None = load_prompt_set(options.prompts_from, options.observation_type,
+                                                            options.action_space)
+        if options.model is not None:
+            self._check_family(resolve(str(options.message_format), options.model))
+
+    # -- what the run records --------------------------------------------------------------------------
+
+    def prompt_info(self) -> dict[str, str]:
+        """Which system prompt this agent uses: source, name and sha256 of the template text."""
+        if self.prompt_set is not None:
+            return self.prompt_set.describe()
+        o = self.options
+        # Ours is generated; its hash here is for the default 1920x1080 screen (computer_13 names the
+        # screen size). Each step records the hash of the exact system message (`system_sha256`).
+        text = prompts.system_prompt(o.observation_type, o.action_space, password=o.password)
+        return {"source": BUILTIN, "name": f"search.prompts:{o.observation_type}/{o.action_space}",
+                "sha256": sha256(text)}
+
+    def token_counter(self) -> str:
+        """The counter that cuts the accessibility table (tokens.COUNTER_*)."""
+        if self.options.linearization == "osworld":
+            return tokens.counter_name()
+        return tokens.COUNTER_ESTIMATE
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved behaviour, for run.json and the report."""
+        o = self.options
+        counter = self.token_counter()
+        info: dict[str, Any] = {
+            "profile": o.profile, "temperature": o.temperature, "top_p": o.top_p, "max_tokens": o.max_tokens,
+            "settle_s": o.settle_s, "parsing": o.parsing, "linearization": o.linearization,
+            "provider_errors": o.provider_errors, "message_format": o.message_format,
+            "prompts": self.prompt_info(), "table_counter": counter,
+        }
+        if o.model is not None:
+            info["message_family"] = resolve(str(o.message_format), o.model)
+        if counter == tokens.COUNTER_ESTIMATE and o.linearization == "osworld":
+            info["table_counter_note"] = tokens.why_estimate()
+        return info
+
+    def _check_family(self, family: str) -> None:
+        if family == "gemini-pro" and self.options.observation_type != "a11y_tree":
+            raise ValueError("message family 'gemini-pro' is text only: use observation_type a11y_tree "
+                             "(or message_format gemini)")
+
+    def _family(self) -> str:
+        model = self.options.model or getattr(self.llm, "default_model", None)
+        family = resolve(str(self.options.message_format), model)
+        self._check_family(family)
+        return family
+
+    # -- the loop ---------------------------------------------------------------------------------------
 
     async def solve(self, task: Any, env: TaskEnv) -> Outcome:
         if self.llm is None:
             raise ConfigError("agent prompt: no LLM client (the run must provide one; see --providers)")
         o = self.options
+        try:
+            family = self._family()
+        except ValueError as e:
+            raise ConfigError(f"agent prompt: {e}") from None
         max_calls = getattr(env, "max_steps", None) or o.max_steps
         history: deque[tuple[PreparedObservation, str]] = deque(maxlen=max(1, o.max_trajectory_length))
         outcome = Outcome(extra={"llm_calls": 0, "step_errors": []})
         system: str | None = None
+        system_hash = ""
         obs: Observation | None = None
+        if o.settle_s:
+            # Upstream's runner sleeps after the reset so the desktop settles before it looks.
+            await anyio.sleep(float(o.settle_s))
         for call in range(1, max_calls + 1):
             if obs is None or o.observation_type != "screenshot":
                 obs = await env.observe()  # the post-action observation has no accessibility tree
             prepared = await self._prepare(obs)
             if system is None:
-                system = prompts.task_prompt(
-                    prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
-                                          password=o.password),
-                    task.instruction)
+                if self.prompt_set is not None:
+                    base = self.prompt_set.render(o.password)
+                else:
+                    base = prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
+                                                 password=o.password)
+                system = prompts.task_prompt(base, task.instruction)
+                system_hash = sha256(system)
             past = list(history) if o.max_trajectory_length else []
             messages = build_messages(system, past, prepared, o.observation_type, detail=o.image_detail)
-            completion = await self._complete(messages, task)
+            info: dict[str, Any] = {"llm_call": call, "system_sha256": system_hash, "message_format": family}
+            if prepared.counter:
+                info["table_counter"] = prepared.counter
+            if prepared.note:
+                info["observation_note"] = prepared.note
+            try:
+                completion = await self._complete(messages, task, family)
+            except ProviderError as e:
+                if o.provider_errors != "wasted_step":
+                    raise
+                # Upstream's call returns "" on any failure: nothing parses, the step is spent.
+                outcome.extra["llm_calls"] += 1
+                history.append((prepared, prompts.NO_VALID_ACTION))
+                obs = await self._record_error(env, outcome, call, "", 0, {**info, "model": o.model, "no_action": True},
+                                               "provider_error", str(e)[:500])
+                continue
             outcome.extra["llm_calls"] += 1
             outcome.prompt_tokens += completion.usage.prompt_tokens
             outcome.completion_tokens += completion.usage.completion_tokens
             outcome.cost_usd += completion.cost_usd
             reply = completion.text or ""
-            parsed = parse_reply(reply, o.action_space)
-            history.append((prepared, reply.strip() if parsed.ok and reply.strip() else prompts.NO_VALID_ACTION))
-            info: dict[str, Any] = {
-                "llm_call": call,
+            parsed = self._parse(reply)
+            history.append((prepared, self._history_text(reply, parsed)))
+            info.update({
                 "prompt_hash": completion.request_hash,
                 "model": completion.model,
                 "cached": completion.cached,
                 "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens,
                 "cost_usd": completion.cost_usd,
-            }
+            })
             if parsed.notes:
                 info["parse_notes"] = parsed.notes
-            if prepared.note:
-                info["observation_note"] = prepared.note
-            tokens = completion.usage.total_tokens
+            step_tokens = completion.usage.total_tokens
             if not parsed.ok:
-                obs = await self._record_error(env, outcome, call, reply, tokens, info, "parse_error", parsed.error or "")
+                obs = await self._record_error(env, outcome, call, reply, step_tokens, info, "parse_error", parsed.error or "")
+                continue
+            if not parsed.actions:  # osworld parsing: nothing to run, the step still counts
+                obs = await self._record_error(env, outcome, call, reply, step_tokens, {**info, "no_action": True},
+                                               "nothing_to_run", "; ".join(parsed.notes) or "no action in the reply")
                 continue
             screen, obs = obs.screen_size, None
             for index, raw in enumerate(parsed.actions):
-                step_tokens = tokens if index == 0 else 0  # the call's tokens go on its first action only
+                tokens_now = step_tokens if index == 0 else 0  # the call's tokens go on its first action only
                 try:
                     action = self._finalize(raw, prepared, screen_size=screen)
                 except ValueError as e:
-                    obs = await self._record_error(env, outcome, call, reply, step_tokens,
+                    obs = await self._record_error(env, outcome, call, reply, tokens_now,
                                                    {**info, "action_index": index, "proposed": raw}, "action_error", str(e))
                     break  # later actions of this reply may depend on the rejected one
-                _, obs = await env.step(action, response=reply, tokens=step_tokens,
+                _, obs = await env.step(action, response=reply, tokens=tokens_now,
                                         info={**info, "action_index": index})
                 outcome.actions.append(action)
                 outcome.steps += 1
@@ -205,13 +322,25 @@ class PromptAgent:
 
     # -- helpers ------------------------------------------------------------------------------------
 
+    def _parse(self, reply: str) -> Parsed:
+        if self.options.parsing == "osworld":
+            return parse_reply_osworld(reply, self.options.action_space)
+        return parse_reply(reply, self.options.action_space)
+
+    def _history_text(self, reply: str, parsed: Parsed) -> str:
+        """What the history shows for this reply. Upstream: the reply (stripped) unless it is empty
+        or its parse raised; ours: the reply only when it parsed."""
+        if self.options.parsing == "osworld":
+            return reply.strip() if reply and parsed.ok else prompts.NO_VALID_ACTION
+        return reply.strip() if parsed.ok and reply.strip() else prompts.NO_VALID_ACTION
+
     async def _prepare(self, obs: Observation) -> PreparedObservation:
         o = self.options
+        args = (obs, o.observation_type, o.a11y_tree_max_tokens, str(o.linearization))
         if o.observation_type != "som" and _observation_bytes(obs) <= _PREPARE_INLINE_BYTES:
             # Less work than the thread hop would cost (wake a worker, then the loop).
-            return prepare_observation(obs, o.observation_type, o.a11y_tree_max_tokens)
-        return await anyio.to_thread.run_sync(
-            prepare_observation, obs, o.observation_type, o.a11y_tree_max_tokens, limiter=self._cpu_limiter())
+            return prepare_observation(*args)
+        return await anyio.to_thread.run_sync(prepare_observation, *args, limiter=self._cpu_limiter())
 
     def _cpu_limiter(self) -> anyio.CapacityLimiter:
         """Threads for observation prep (XML, base64, PNG): CPU work under the GIL, so more threads
@@ -220,17 +349,22 @@ class PromptAgent:
             self._cpu = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
         return self._cpu
 
-    async def _complete(self, messages: list[dict[str, Any]], task: Any) -> Any:
+    async def _complete(self, messages: list[dict[str, Any]], task: Any, family: str) -> Any:
         o = self.options
-        kwargs = {"model": o.model, "n": 1, "temperature": o.temperature, "top_p": o.top_p,
-                  "max_tokens": o.max_tokens, "task_id": getattr(task, "id", None)}
+        kwargs: dict[str, Any] = {"model": o.model, "n": 1, "temperature": o.temperature, "top_p": o.top_p,
+                                  "max_tokens": o.max_tokens, "task_id": getattr(task, "id", None)}
+        shaped, overrides = adapt(messages, family)
+        kwargs.update(overrides)
         try:
-            return await self.llm.complete(messages, **kwargs)
+            return await self.llm.complete(shaped, **kwargs)
         except ProviderError as e:
             if e.retryable or len(messages) <= 2 or not _CONTEXT_TOO_LONG.search(str(e)):
                 raise
+            if o.parsing == "osworld" and family != "openai":
+                raise  # upstream retries shorter only on its GPT path
             log.warning("task %s: prompt too long for the model; retrying without history", kwargs["task_id"])
-            return await self.llm.complete([messages[0], messages[-1]], **kwargs)
+            shorter, _ = adapt([messages[0], messages[-1]], family)
+            return await self.llm.complete(shorter, **kwargs)
 
     def _finalize(self, action: Any, prepared: PreparedObservation, *, screen_size: tuple[int, int] | None) -> Any:
         """Som tags into code; computer_13 dicts validated now so a bad one is a step error."""
@@ -238,7 +372,7 @@ class PromptAgent:
             if action in SPECIALS:
                 return action
             if self.options.observation_type == "som":
-                return apply_tags(action, prepared.marks)
+                return apply_tags(action, prepared.marks, all_tags=self.options.parsing == "osworld")
             return action
         from vm.actions import ActionError, computer13_to_code
 
@@ -282,6 +416,7 @@ def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
 
 
 @register_agent("prompt", "OSWorld's PromptAgent: one model call per step, last-3 history "
-                          "(options: observation_type, action_space, temperature, top_p, max_tokens, ...)")
+                          "(options: profile=default|osworld, prompts_from, observation_type, action_space, "
+                          "temperature, ...)")
 def _prompt(options: dict[str, Any]) -> PromptAgent:
     return make_prompt_agent(options)

@@ -15,7 +15,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from search.a11y import A11yNode, cell, filter_nodes, text_cell
+from search.a11y import A11yNode, cell, filter_nodes, text_cell, upstream_text_cell
 
 SOM_HEADER = "index\ttag\tname\ttext"
 _TAG_REF = re.compile(r"\btag_(\d+)\b")
@@ -27,6 +27,7 @@ class Marks:
 
     image: bytes
     nodes: list[A11yNode]
+    upstream: bool = False  # osworld profile: upstream's node filter and unescaped table cells
 
     @property
     def boxes(self) -> list[tuple[int, int, int, int]]:
@@ -34,7 +35,10 @@ class Marks:
 
     def table(self) -> str:
         rows = [SOM_HEADER]
-        rows += [f"{i}\t{cell(n.tag)}\t{cell(n.name)}\t{text_cell(n.text)}" for i, n in enumerate(self.nodes, 1)]
+        if self.upstream:
+            rows += [f"{i}\t{n.tag}\t{n.name}\t{upstream_text_cell(n.text)}" for i, n in enumerate(self.nodes, 1)]
+        else:
+            rows += [f"{i}\t{cell(n.tag)}\t{cell(n.name)}\t{text_cell(n.text)}" for i, n in enumerate(self.nodes, 1)]
         return "\n".join(rows)
 
 
@@ -47,7 +51,7 @@ def _font(size: int):  # -> ImageFont
         return ImageFont.load_default()
 
 
-def draw_marks(screenshot: bytes, xml: str | None) -> Marks:
+def draw_marks(screenshot: bytes, xml: str | None, *, upstream: bool = False) -> Marks:
     """Draw a red box and a white-on-black index per kept node; return the PNG and the nodes."""
     from PIL import Image, ImageDraw
 
@@ -55,7 +59,7 @@ def draw_marks(screenshot: bytes, xml: str | None) -> Marks:
     image.load()
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGB")
-    nodes = filter_nodes(xml, check_image=True) if xml and xml.strip() else []
+    nodes = filter_nodes(xml, check_image=True, upstream=upstream) if xml and xml.strip() else []
     draw = ImageDraw.Draw(image)
     font = _font(15)
     width, height = image.size
@@ -76,7 +80,7 @@ def draw_marks(screenshot: bytes, xml: str | None) -> Marks:
         drawn.append(node)
     out = io.BytesIO()
     image.save(out, format="PNG")
-    return Marks(image=out.getvalue(), nodes=drawn)
+    return Marks(image=out.getvalue(), nodes=drawn, upstream=upstream)
 
 
 def tag_variables(nodes: list[A11yNode], used: set[int] | None = None) -> str:
@@ -89,8 +93,9 @@ def tag_variables(nodes: list[A11yNode], used: set[int] | None = None) -> str:
     return "\n".join(lines)
 
 
-def apply_tags(code: str, nodes: list[A11yNode]) -> str:
-    """Prefix code with the tag variables it references (unknown tags are left to fail in the guest)."""
-    used = {int(m) for m in _TAG_REF.findall(code)}
+def apply_tags(code: str, nodes: list[A11yNode], *, all_tags: bool = False) -> str:
+    """Prefix code with the tag variables it references (unknown tags are left to fail in the guest);
+    `all_tags` (osworld profile) prefixes every mark's variable, as upstream does."""
+    used = None if all_tags else {int(m) for m in _TAG_REF.findall(code)}
     prefix = tag_variables(nodes, used)
     return f"{prefix}\n{code}" if prefix else code
