@@ -143,11 +143,11 @@ async def test_429_cuts_in_flight_then_clean_calls_restore_it():
             for i in range(8):
                 tg.start_soon(client.complete, [{"role": "user", "content": f"a{i}"}])
         (endpoint,) = client.router.all_endpoints()
-        assert endpoint.slots.decreases >= 1
-        assert endpoint.slots.cap < 8
+        assert endpoint.limits.slots.decreases >= 1
+        assert endpoint.limits.slots.cap < 8
         for i in range(40):
             await client.complete([{"role": "user", "content": f"b{i}"}])
-        assert endpoint.slots.cap == 8
+        assert endpoint.limits.slots.cap == 8
         assert client.stats()["run"]["failures"] == 0
         await client.aclose()
 

@@ -15,9 +15,10 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -116,6 +117,33 @@ def sync_request_hash(payload: dict[str, Any]) -> str:
 Row = tuple[str, str, str, bytes]  # key, kind, model, encoded value
 
 
+class Cache(Protocol):
+    """What the client needs from its response cache: this process's SQLite file
+    (`ResponseCache`), or a cache service that several processes share (harness/cluster/)."""
+
+    enabled: bool
+    hits: int
+    misses: int
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def put(self, key: str, kind: str, model: str, value: dict[str, Any]) -> None: ...
+
+    async def put_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None: ...
+
+    def claim(self, key: str) -> AbstractAsyncContextManager[dict[str, Any] | None]:
+        """The stored value, or None: then the caller leads (pays and `put`s) while inside.
+
+        A shared cache makes identical requests of other processes wait for the leader's answer
+        here; in one process `SingleFlight` already merges them, so a local claim is a `get`.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class ResponseCache:
     def __init__(self, path: str | Path | None, *, enabled: bool = True) -> None:
         self.path = Path(path) if path is not None else None
@@ -191,6 +219,10 @@ class ResponseCache:
 
     async def put(self, key: str, kind: str, model: str, value: dict[str, Any]) -> None:
         await self.put_many([(key, kind, model, value)])
+
+    @asynccontextmanager
+    async def claim(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
+        yield await self.get(key)
 
     async def put_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
         if not self.enabled or not rows:

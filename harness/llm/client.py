@@ -19,7 +19,7 @@ import anyio
 from harness.base.errors import ConfigError, ProviderError
 from harness.llm import tokens as tok
 from harness.llm.accounting import Accountant, PriceTable
-from harness.llm.cache import ResponseCache, SingleFlight, request_hash, sync_request_hash
+from harness.llm.cache import Cache, ResponseCache, SingleFlight, request_hash, sync_request_hash
 from harness.llm.config import (
     ProvidersConfig,
     ResolvedEndpoint,
@@ -27,7 +27,7 @@ from harness.llm.config import (
     parse_providers,
     resolve_endpoints,
 )
-from harness.llm.providers import Endpoint, RawChat, RawEmbed, Router
+from harness.llm.providers import Endpoint, LimitsFactory, RawChat, RawEmbed, Router
 from harness.llm.retry import LLMCallError, RetryPolicy, classify, scrub
 from harness.llm.types import Completion, Message, Usage
 
@@ -61,16 +61,19 @@ class LLMClient:
         config: ProvidersConfig,
         endpoints: list[ResolvedEndpoint],
         *,
-        cache: ResponseCache | None = None,
+        cache: Cache | None = None,
         prices: PriceTable | None = None,
         default_model: str | None = None,
+        limits: LimitsFactory | None = None,
     ) -> None:
+        """`cache` and `limits` default to this process's own (a SQLite file, in-process limits);
+        a cluster worker passes the shared ones (harness/cluster/llm_services.py)."""
         self.config = config
         self.default_model = default_model or config.default_model
         self.embedding_model = config.embedding_model
-        self.router = Router(endpoints)
+        self.router = Router(endpoints, limits)
         self.retry = RetryPolicy(config.retry)
-        self.cache = cache or ResponseCache(None)
+        self.cache: Cache = cache or ResponseCache(None)
         self.accountant = Accountant(prices or PriceTable.load(file=config.prices_file, overrides=config.prices))
         self._flight = SingleFlight()
         for name in ("httpx2", "httpx"):  # one INFO line per HTTP request drowns the run's own log
@@ -89,17 +92,21 @@ class LLMClient:
         cache_enabled: bool = True,
         default_model: str | None = None,
         env: Mapping[str, str] | None = None,
+        cache: Cache | None = None,
+        limits: LimitsFactory | None = None,
     ) -> LLMClient:
-        """Build from a providers file (TOML/JSON), a parsed config, or the environment (None)."""
+        """Build from a providers file (TOML/JSON), a parsed config, or the environment (None).
+
+        `cache` (instead of `cache_path`) and `limits` plug in shared ones (a cluster worker)."""
         env = os.environ if env is None else env
         if isinstance(providers, ProvidersConfig | Mapping):
             config = providers if isinstance(providers, ProvidersConfig) else parse_providers(providers)
             endpoints = resolve_endpoints(config, env, "providers config")
         else:
             config, endpoints = load_providers(providers, env)
-        return cls(
-            config, endpoints, cache=ResponseCache(cache_path, enabled=cache_enabled), default_model=default_model
-        )
+        if cache is None or not cache_enabled:
+            cache = ResponseCache(cache_path, enabled=cache_enabled)
+        return cls(config, endpoints, cache=cache, default_model=default_model, limits=limits)
 
     async def warm(self) -> None:
         """Build the default models' endpoints (SDK clients: an SSL context and imports, ~50 ms)
@@ -155,15 +162,17 @@ class LLMClient:
             return completion
 
         async def lead() -> Completion:
-            stored = await self.cache.get(key)  # re-check: a previous leader may just have stored it
-            if stored is not None:
-                return self._from_stored(stored, key, model)
-            completion = await self._complete_paid(key, model, params, task_id)
-            await self.cache.put(key, "chat", model, {
-                "choices": completion.choices, "finish_reasons": completion.finish_reasons,
-                "usage": [completion.usage.prompt_tokens, completion.usage.completion_tokens],
-                "cost_usd": completion.cost_usd, "model": model,
-            })
+            # Re-check: a previous leader may just have stored it (a shared cache also waits here
+            # while another process pays for the same request).
+            async with self.cache.claim(key) as stored:
+                if stored is not None:
+                    return self._from_stored(stored, key, model)
+                completion = await self._complete_paid(key, model, params, task_id)
+                await self.cache.put(key, "chat", model, {
+                    "choices": completion.choices, "finish_reasons": completion.finish_reasons,
+                    "usage": [completion.usage.prompt_tokens, completion.usage.completion_tokens],
+                    "cost_usd": completion.cost_usd, "model": model,
+                })
             return completion
 
         stored = await self.cache.get(key)
@@ -266,7 +275,7 @@ class LLMClient:
             try:
                 async with ep.slot(prompt_est + n * completion_est) as ticket:
                     result = await op(ep)
-                    ep.gate.settle(ticket, result.usage.total_tokens or ticket.tokens)
+                    ep.limits.settle(ticket, result.usage.total_tokens or ticket.tokens)
             except Exception as e:
                 failure = classify(e)
                 if failure is None:

@@ -130,6 +130,11 @@ def _resolve(value: str | None, where: str, env: Mapping[str, str]) -> str | Non
     return env[name]
 
 
+def endpoint_name(endpoint: EndpointConfig, index: int) -> str:
+    """The endpoint's name in logs, stats and limits: as configured, else kind + position."""
+    return endpoint.name or f"{endpoint.kind}{index}"
+
+
 def resolve_endpoints(config: ProvidersConfig, env: Mapping[str, str], source: str) -> list[ResolvedEndpoint]:
     resolved = []
     for i, ep in enumerate(config.endpoints):
@@ -151,7 +156,7 @@ def resolve_endpoints(config: ProvidersConfig, env: Mapping[str, str], source: s
         if ep.kind == "azure":
             azure_endpoint = _resolve(ep.azure_endpoint or "env:AZURE_OPENAI_ENDPOINT", f"{where}.azure_endpoint", env)
         api_version = ep.api_version or env.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION
-        name = ep.name or f"{ep.kind}{i}"
+        name = endpoint_name(ep, i)
         resolved.append(
             ResolvedEndpoint(i, name, ep, key, base_url, azure_endpoint, api_version, key_source)
         )

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import anyio
 
@@ -217,4 +220,87 @@ class RateGate:
             "tokens_in_window": int(self._tok_sum),
             "paused_s": round(self.paused_for(), 3),
             "waiting": self.waiting,
+        }
+
+
+class EndpointLimits(Protocol):
+    """What an endpoint needs from its limits, wherever they are kept.
+
+    `LocalLimits` keeps them in this process; a cluster run leases them from one limiter that
+    every worker shares (harness/cluster/lease_limits.py), so they hold cluster-wide. A caller
+    holds `slot(tokens)` (in-flight slot, then rate permit) for exactly one send and, inside it,
+    reports a successful send's real usage with `settle`.
+    """
+
+    def slot(self, tokens: int) -> AbstractAsyncContextManager[Any]: ...
+
+    def settle(self, ticket: Any, actual_tokens: int) -> None: ...
+
+    def on_success(self) -> None: ...
+
+    def on_rate_limited(self, pause_s: float) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def paused_for(self) -> float: ...
+
+    def load(self) -> float: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class LocalLimits:
+    """An endpoint's in-flight cap and rate gate, kept in this process (a single-machine run)."""
+
+    def __init__(self, slots: AdaptiveLimit, gate: RateGate) -> None:
+        self.slots = slots
+        self.gate = gate
+
+    async def acquire(self, tokens: int) -> Ticket:
+        """In-flight slot first, rate permit last (right before the send); pair with `release`."""
+        await self.slots.acquire()
+        try:
+            return await self.gate.acquire(tokens)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def release(self) -> None:
+        self.slots.release()
+
+    @asynccontextmanager
+    async def slot(self, tokens: int) -> AsyncIterator[Ticket]:
+        ticket = await self.acquire(tokens)
+        try:
+            yield ticket
+        finally:
+            self.release()
+
+    def settle(self, ticket: Ticket, actual_tokens: int) -> None:
+        self.gate.settle(ticket, actual_tokens)
+
+    def on_success(self) -> None:
+        self.slots.on_success()
+
+    def on_rate_limited(self, pause_s: float) -> None:
+        self.slots.on_rate_limited(anyio.current_time())
+        self.gate.pause(pause_s)
+
+    def pause(self, seconds: float) -> None:
+        self.gate.pause(seconds)
+
+    def paused_for(self) -> float:
+        return self.gate.paused_for()
+
+    def load(self) -> float:
+        """Queue depth relative to width; lower is better."""
+        return (self.slots.in_flight + self.slots.waiting + self.gate.waiting) / self.slots.cap
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.slots.in_flight,
+            "limit": self.slots.cap,
+            "max_in_flight": self.slots.maximum,
+            **self.gate.snapshot(),
+            "waiting": self.slots.waiting + self.gate.waiting,
         }

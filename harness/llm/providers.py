@@ -11,7 +11,7 @@ import logging
 import random
 import statistics
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,14 +19,30 @@ from typing import Any
 import anyio
 import openai
 
-from harness.llm.config import ResolvedEndpoint
-from harness.llm.limits import AdaptiveLimit, RateGate, Ticket
+from harness.llm.config import EndpointConfig, ResolvedEndpoint
+from harness.llm.limits import AdaptiveLimit, EndpointLimits, LocalLimits, RateGate
 from harness.llm.retry import Failure, LLMCallError, MalformedResponse, parse_duration
 from harness.llm.transport import FastChat, parse_chat
 from harness.llm.types import Usage
 
 log = logging.getLogger(__name__)
 _MAX_HEADER_PAUSE_S = 120.0
+
+# Makes the limits of one (endpoint, model) pair; the default keeps them in this process.
+LimitsFactory = Callable[[ResolvedEndpoint, str], EndpointLimits]
+
+
+def local_limits(config: EndpointConfig) -> LocalLimits:
+    """The endpoint's configured in-flight cap and rate gate, kept in this process."""
+    return LocalLimits(
+        AdaptiveLimit(config.max_in_flight, config.min_in_flight, config.adapt_factor, config.adapt_cooldown_s),
+        RateGate(config.rpm, config.tpm, window_s=config.window_s, margin_s=config.window_margin_s,
+                 burst_s=config.burst_s),
+    )
+
+
+def _local_factory(spec: ResolvedEndpoint, model: str) -> EndpointLimits:
+    return local_limits(spec.config)
 
 
 def make_sdk_client(spec: ResolvedEndpoint) -> openai.AsyncOpenAI:
@@ -58,7 +74,14 @@ class RawEmbed:
 class Endpoint:
     """Limits and health of one (connection, model) pair."""
 
-    def __init__(self, spec: ResolvedEndpoint, model: str, sdk: openai.AsyncOpenAI, fast: FastChat | None = None) -> None:
+    def __init__(
+        self,
+        spec: ResolvedEndpoint,
+        model: str,
+        sdk: openai.AsyncOpenAI,
+        fast: FastChat | None = None,
+        limits: EndpointLimits | None = None,
+    ) -> None:
         cfg = spec.config
         self.spec = spec
         self.model = model
@@ -68,10 +91,8 @@ class Endpoint:
         self.fast = fast  # the lean chat path (harness/llm/transport.py); None = through the SDK
         self.supports_n = cfg.supports_n
         self.disabled: str | None = None  # reason, after an auth or quota failure
-        self.slots = AdaptiveLimit(cfg.max_in_flight, cfg.min_in_flight, cfg.adapt_factor, cfg.adapt_cooldown_s)
-        self.gate = RateGate(
-            cfg.rpm, cfg.tpm, window_s=cfg.window_s, margin_s=cfg.window_margin_s, burst_s=cfg.burst_s
-        )
+        # In-flight cap and rate gate: in this process, or leased from a cluster-wide limiter.
+        self.limits: EndpointLimits = limits if limits is not None else local_limits(cfg)
         self.requests = 0
         self.errors = 0
         self.rate_limited = 0
@@ -79,33 +100,29 @@ class Endpoint:
 
     # -- limits ------------------------------------------------------------------------------------
     @asynccontextmanager
-    async def slot(self, tokens: int) -> AsyncIterator[Ticket]:
+    async def slot(self, tokens: int) -> AsyncIterator[object]:
+        """In-flight slot and rate permit for one send; the ticket goes to `limits.settle`."""
         start = anyio.current_time()
-        await self.slots.acquire()
-        try:
-            ticket = await self.gate.acquire(tokens)
+        async with self.limits.slot(tokens) as ticket:
             self.waits.append(anyio.current_time() - start)
             self.requests += 1
             yield ticket
-        finally:
-            self.slots.release()
 
     def load(self) -> float:
         """Queue depth relative to width; lower is better."""
-        return (self.slots.in_flight + self.slots.waiting + self.gate.waiting) / self.slots.cap
+        return self.limits.load()
 
     def on_success(self) -> None:
-        self.slots.on_success()
+        self.limits.on_success()
 
     def on_failure(self, failure: Failure, backoff_s: float, max_pause_s: float) -> None:
         self.errors += 1
         if failure.kind == "rate_limit":
             self.rate_limited += 1
-            self.slots.on_rate_limited(anyio.current_time())
             # The whole endpoint holds back, not just this caller: every queued request would hit
-            # the same limit. Without a header, pause for our own backoff.
+            # the same limit. Without a header, pause for our own backoff. The in-flight cap shrinks.
             pause = failure.retry_after if failure.retry_after is not None else backoff_s
-            self.gate.pause(min(pause, max_pause_s))
+            self.limits.on_rate_limited(min(pause, max_pause_s))
         elif failure.kind in ("auth", "quota"):
             self.disabled = f"{failure.kind}: {failure.message}"
 
@@ -116,7 +133,7 @@ class Endpoint:
             if remaining is not None and reset and remaining.strip() in {"0", "0.0"}:
                 seconds = parse_duration(reset)
                 if seconds:
-                    self.gate.pause(min(seconds, _MAX_HEADER_PAUSE_S))
+                    self.limits.pause(min(seconds, _MAX_HEADER_PAUSE_S))
 
     # -- calls -------------------------------------------------------------------------------------
     async def chat(self, params: dict[str, Any]) -> RawChat:
@@ -168,25 +185,22 @@ class Endpoint:
     def snapshot(self) -> dict[str, Any]:
         waits = list(self.waits)
         return {
-            "in_flight": self.slots.in_flight,
-            "limit": self.slots.cap,
-            "max_in_flight": self.slots.maximum,
-            "waiting": self.slots.waiting + self.gate.waiting,
+            **self.limits.snapshot(),  # in_flight, limit, max_in_flight, waiting, the rate window
             "requests": self.requests,
             "errors": self.errors,
             "rate_limited": self.rate_limited,
             "supports_n": self.supports_n,
             "disabled": self.disabled,
             "p50_wait_ms": round(statistics.median(waits) * 1000, 1) if waits else 0.0,
-            **self.gate.snapshot(),
         }
 
 
 class Router:
     """Model name -> endpoints; picks the least loaded healthy one per attempt."""
 
-    def __init__(self, specs: list[ResolvedEndpoint]) -> None:
+    def __init__(self, specs: list[ResolvedEndpoint], limits: LimitsFactory | None = None) -> None:
         self.specs = specs
+        self._limits = limits or _local_factory
         self._sdks: dict[tuple[str, str | None, str | None, str, str | None], openai.AsyncOpenAI] = {}
         self._fast: dict[tuple[str, str | None, str | None, str, str | None], FastChat] = {}
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
@@ -215,7 +229,8 @@ class Router:
         for spec in chosen:
             key = (spec.name, model)
             if key not in self._endpoints:
-                self._endpoints[key] = Endpoint(spec, model, self._sdk(spec), self._fast_chat(spec))
+                self._endpoints[key] = Endpoint(spec, model, self._sdk(spec), self._fast_chat(spec),
+                                                self._limits(spec, model))
             endpoints.append(self._endpoints[key])
         return endpoints
 
@@ -235,7 +250,7 @@ class Router:
         fresh = [e for e in healthy if e.name not in (avoid or set())]
         candidates = fresh or healthy
         # Paused endpoints (Retry-After) rank after any that can send now; ties go random.
-        return min(candidates, key=lambda e: (e.gate.paused_for() > 0, e.load(), self._rng.random()))
+        return min(candidates, key=lambda e: (e.limits.paused_for() > 0, e.load(), self._rng.random()))
 
     def any_supports_n(self, model: str) -> bool:
         return any(e.supports_n and e.disabled is None for e in self.endpoints_for(model))
