@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import anyio
 
@@ -44,19 +45,99 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"[:500]
 
 
+class AttemptRunner(Protocol):
+    """The body of one attempt: sandbox, setup, agent.solve, evaluate -> the result dict.
+
+    Writes steps and files through `attempt` (a results.attempt.Attempt). Raises SandboxError for
+    infrastructure failures (the engine retries), TimeoutError never on its own: the engine holds
+    the task deadline and cancels the call. `LocalAttemptRunner` runs it on this event loop;
+    harness.cluster.dispatch.RayAttemptRunner runs it on a cluster worker and streams it back.
+    """
+
+    async def run(self, task: Any, attempt: Any) -> dict[str, Any]: ...
+
+
+class LocalAttemptRunner:
+    """One attempt on this machine's sandbox pool (the engine's default runner)."""
+
+    def __init__(self, config: RunConfig, pool: Any, agent: Agent, *, setup: Any, evaluate: Any, context: Any,
+                 run_dir: Path | None = None) -> None:
+        self.config = config
+        self.pool = pool
+        self.agent = agent
+        self.run_dir = run_dir
+        self._setup = setup
+        self._evaluate = evaluate
+        self._ctx = context
+
+    async def run(self, task: Any, attempt: Any) -> dict[str, Any]:
+        box = await self.pool.acquire()
+        # The env owns the sandbox from here: a search agent may swap it for a fresh one (final
+        # replay) and fork more from the pool; aclose gives all of them back, on every path.
+        env = SandboxTaskEnv(
+            task, box, attempt, max_steps=self.config.max_steps,
+            observe_accessibility=self.config.observation_type != "screenshot",
+            sandboxes=PoolSource(self.pool, lambda b: self._setup(task, b.guest, self._ctx)),
+            evaluator=lambda guest, actions: self._evaluate(task, guest, actions, self._ctx),
+            run_dir=self.run_dir)
+        try:
+            try:
+                await self._setup(task, box.guest, self._ctx)
+            except TaskError as e:
+                return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
+            # The starting screen, for the report (step_1.png is the screen after action 1).
+            start = await box.observe(accessibility=False)
+            await attempt.write_file("step_0.png", start.screenshot, durable=False)
+            return await self._solve_and_score(task, env)
+        finally:
+            await env.aclose()
+
+    async def _solve_and_score(self, task: Any, env: SandboxTaskEnv) -> dict[str, Any]:
+        try:
+            outcome = await self.agent.solve(task, env)
+        except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
+            raise
+        except Exception as e:  # the agent's or the model's fault: this task scores 0
+            log.exception("task %s/%s: agent error", task.domain, task.id)
+            outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
+        base = {
+            "steps": outcome.steps or env.step_count,
+            "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
+            "cost_usd": outcome.cost_usd,
+            "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
+        }
+        if outcome.error:
+            return {**base, "score": 0.0, "error": outcome.error}
+        try:
+            # An agent that already scored the final state (re-replay rule) is not scored twice:
+            # postconfig steps may change the desktop.
+            evaluation = env.current_evaluation()
+            if evaluation is None:
+                evaluation = await self._evaluate(task, env.sandbox.guest, outcome.actions, self._ctx)
+        except HarnessError:
+            raise
+        except Exception as e:  # an evaluator bug must not end the run
+            log.exception("task %s/%s: evaluator error", task.domain, task.id)
+            return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}", "eval_error": _short(e)}
+        return {**base, "score": float(evaluation.score), "evaluation": evaluation.details,
+                "eval_error": getattr(evaluation, "eval_error", None)}  # our bug, not the agent's 0
+
+
 class Engine:
     def __init__(self, config: RunConfig, tasks: list[Any], store: Any, pool: Any, agent: Agent, *,
-                 setup: Any, evaluate: Any, unsupported: Any, context: Any, llm: Any = None) -> None:
+                 setup: Any, evaluate: Any, unsupported: Any, context: Any, llm: Any = None,
+                 runner: AttemptRunner | None = None) -> None:
         self.config = config
         self.tasks = tasks
         self.store = store
         self.pool = pool
         self.agent = agent
         self.llm = llm
-        self._setup = setup
-        self._evaluate = evaluate
         self._unsupported = unsupported
         self._ctx = context
+        self.runner: AttemptRunner = runner or LocalAttemptRunner(
+            config, pool, agent, setup=setup, evaluate=evaluate, context=context,
+            run_dir=getattr(store, "run_dir", None))
         self.stats = EngineStats()
 
     async def run(self) -> EngineStats:
@@ -106,57 +187,10 @@ class Engine:
             return
 
     async def _attempt(self, task: Any, attempt: Any) -> dict[str, Any]:
+        # The deadline covers everything the runner waits for (sandbox, setup, agent, evaluator, or
+        # a cluster worker and its stream); a runner needs no timeout of its own for the attempt.
         with anyio.fail_after(self.config.task_timeout):
-            box = await self.pool.acquire()
-            # The env owns the sandbox from here: a search agent may swap it for a fresh one (final
-            # replay) and fork more from the pool; aclose gives all of them back, on every path.
-            env = SandboxTaskEnv(
-                task, box, attempt, max_steps=self.config.max_steps,
-                observe_accessibility=self.config.observation_type != "screenshot",
-                sandboxes=PoolSource(self.pool, lambda b: self._setup(task, b.guest, self._ctx)),
-                evaluator=lambda guest, actions: self._evaluate(task, guest, actions, self._ctx),
-                run_dir=getattr(self.store, "run_dir", None))
-            try:
-                try:
-                    await self._setup(task, box.guest, self._ctx)
-                except TaskError as e:
-                    return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
-                # The starting screen, for the report (step_1.png is the screen after action 1).
-                start = await box.observe(accessibility=False)
-                await attempt.write_file("step_0.png", start.screenshot, durable=False)
-                return await self._solve_and_score(task, env)
-            finally:
-                await env.aclose()
-
-    async def _solve_and_score(self, task: Any, env: SandboxTaskEnv) -> dict[str, Any]:
-        try:
-            outcome = await self.agent.solve(task, env)
-        except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
-            raise
-        except Exception as e:  # the agent's or the model's fault: this task scores 0
-            log.exception("task %s/%s: agent error", task.domain, task.id)
-            outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
-        base = {
-            "steps": outcome.steps or env.step_count,
-            "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
-            "cost_usd": outcome.cost_usd,
-            "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
-        }
-        if outcome.error:
-            return {**base, "score": 0.0, "error": outcome.error}
-        try:
-            # An agent that already scored the final state (re-replay rule) is not scored twice:
-            # postconfig steps may change the desktop.
-            evaluation = env.current_evaluation()
-            if evaluation is None:
-                evaluation = await self._evaluate(task, env.sandbox.guest, outcome.actions, self._ctx)
-        except HarnessError:
-            raise
-        except Exception as e:  # an evaluator bug must not end the run
-            log.exception("task %s/%s: evaluator error", task.domain, task.id)
-            return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}", "eval_error": _short(e)}
-        return {**base, "score": float(evaluation.score), "evaluation": evaluation.details,
-                "eval_error": getattr(evaluation, "eval_error", None)}  # our bug, not the agent's 0
+            return await self.runner.run(task, attempt)
 
     async def _finish(self, task: Any, result: dict[str, Any]) -> None:
         result.setdefault("error", None)

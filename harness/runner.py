@@ -37,7 +37,7 @@ def _llm_progress(llm: Any) -> dict[str, Any]:
 
 
 def build_agent(config: RunConfig, llm: Any = None) -> Any:
-    """The run's agent, built from the config (its LLM client may be attached later)."""
+    """The run's agent (cluster workers build theirs with this too, with their own LLM client)."""
     from search.agent import make_agent
 
     return make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
@@ -97,6 +97,10 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
         if missing:
             raise ConfigError(f"--tasks: no such task id in {suite_path}: {', '.join(missing)}")
 
+    if config.ray:  # a bad cluster address is one line before the run directory is touched
+        from harness.cluster.connect import check_target
+
+        await anyio.to_thread.run_sync(check_target, config.ray)
     run_dir = config.run_dir or default_run_dir(config)
     config = config.model_copy(update={"run_dir": run_dir})
     # The agent is built before the run directory is touched: a bad option (say a prompts file that
@@ -116,7 +120,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
 
         stack.push_async_callback(close_store)
         llm = None
-        if config.agent not in MODEL_FREE_AGENTS:
+        if config.agent not in MODEL_FREE_AGENTS and not config.ray:  # cluster workers lease theirs
             from harness.llm.client import LLMClient
 
             # The response cache lives in the run directory: resume replays what was paid for.
@@ -129,39 +133,53 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
         if llm is not None and hasattr(agent, "llm"):
             agent.llm = llm
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
-        if config.provider == "docker":
-            from vm.image.build import ensure_image
+        runner = cluster = None
+        if config.ray:  # attempts run on cluster workers; this process stays the scheduler and writer
+            from harness.cluster.session import open_cluster
 
-            await ensure_image()  # builds only when the image for this build context is missing
-        provider = make_provider(config, run_id)
-        if hasattr(provider, "aclose"):
-            stack.push_async_callback(provider.aclose)
-        # Leftovers of a crashed earlier run are removed before we start new ones; a live
-        # concurrent run's sandboxes are not (their owner process is alive).
-        removed = await provider.gc(run_id=None, stale_only=True)
-        if removed:
-            log.info("removed %d leftover sandbox(es) from an earlier run", removed)
-        pool = await stack.enter_async_context(
-            SandboxPool(provider, capacity=max(config.sandboxes or 0, config.concurrency),
-                        # Starts are CPU-bound on the host: more in flight than cores made each slower
-                        # (a provider whose starts are not, like sim, says how many it takes).
-                        max_starting=getattr(provider, "max_starting", None)
-                        or max(1, min(os.cpu_count() or 2, config.concurrency)),
-                        warm=config.concurrency))
-        from benchmarks.context import RunContext
+            cluster = await stack.enter_async_context(open_cluster(
+                config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
+                agent_factory=build_agent, provider_factory=make_provider,
+                needs_llm=config.agent not in MODEL_FREE_AGENTS))
+            explicit = "concurrency" in config.model_fields_set
+            config = config.model_copy(update={"concurrency": min(config.concurrency, cluster.slots)
+                                               if explicit else cluster.slots})
+            pool = ctx = run_task_setup = evaluate = None
+            runner = cluster.runner
+        else:
+            if config.provider == "docker":
+                from vm.image.build import ensure_image
 
-        ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
-                                   proxy=config.proxy)
-        from benchmarks.setup_steps import run_task_setup
-        from scoring import evaluate
+                await ensure_image()  # builds only when the image for this build context is missing
+            provider = make_provider(config, run_id)
+            if hasattr(provider, "aclose"):
+                stack.push_async_callback(provider.aclose)
+            # Leftovers of a crashed earlier run are removed before we start new ones; a live
+            # concurrent run's sandboxes are not (their owner process is alive).
+            removed = await provider.gc(run_id=None, stale_only=True)
+            if removed:
+                log.info("removed %d leftover sandbox(es) from an earlier run", removed)
+            pool = await stack.enter_async_context(
+                SandboxPool(provider, capacity=max(config.sandboxes or 0, config.concurrency),
+                            # Starts are CPU-bound on the host: more in flight than cores made each slower
+                            # (a provider whose starts are not, like sim, says how many it takes).
+                            max_starting=getattr(provider, "max_starting", None)
+                            or max(1, min(os.cpu_count() or 2, config.concurrency)),
+                            warm=config.concurrency))
+            from benchmarks.context import RunContext
+
+            ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
+                                       proxy=config.proxy)
+            from benchmarks.setup_steps import run_task_setup
+            from scoring import evaluate
 
         engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
-                        unsupported=unsupported_features, context=ctx)
+                        unsupported=unsupported_features, context=ctx, runner=runner)
         # What exists now (modules, the suite, clients) lives for the whole run: keep it out of the
         # collector's full passes, which otherwise stall the loop ~100 ms each at 256 sessions.
         gc.freeze()
         stats = engine.stats
-        progress = Progress(stats, pool_stats=lambda: pool.stats().as_dict(),
+        progress = Progress(stats, pool_stats=cluster.stats if cluster else lambda: pool.stats().as_dict(),
                             llm_stats=(lambda: _llm_progress(llm)) if llm else None, quiet=config.quiet)
         print(f"run directory: {run_dir}", flush=True)
         async with anyio.create_task_group() as tg:
@@ -171,6 +189,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             tg.start_soon(store.run_flusher)
             with work:
                 await engine.run()
+            if cluster is not None:  # the cluster's share of the run, for `bench engine --ray` and reports
+                store.log("cluster", **cluster.stats(), overhead=cluster.overhead())
             tg.cancel_scope.cancel()
     if show_summary:
         _print_summary(store.summary(), run_dir, interrupted=bool(flags.get("interrupted")))

@@ -16,10 +16,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c "import harness, aiodocker, pytest_asyncio, importlinter" >/dev/null 2>&1 \
+# The ray extra too: the cluster tests (pytest -m ray) run in CI.
+if ! python3 -c "import harness, aiodocker, pytest_asyncio, importlinter, ray" >/dev/null 2>&1 \
    || [ "${CUA_REINSTALL:-0}" = 1 ]; then
-  echo "setup: installing the harness (pip install -e '.[dev]')" >&2
-  python3 -m pip install -q -e '.[dev]'
+  echo "setup: installing the harness (pip install -e '.[dev,ray]')" >&2
+  python3 -m pip install -q -e '.[dev,ray]'
 fi
 
 if ! docker info >/dev/null 2>&1; then

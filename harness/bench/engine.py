@@ -12,7 +12,6 @@ not a model. Formulas and measured results: docs/design/performance.md.
 from __future__ import annotations
 
 import argparse
-import functools
 import resource
 import sys
 import time
@@ -22,7 +21,6 @@ from typing import Any
 import anyio
 import orjson
 
-from benchmarks.sim_suite import write_sim_suite
 from harness.base import aio
 from harness.base.errors import ConfigError
 from harness.bench.engine_common import (
@@ -32,14 +30,10 @@ from harness.bench.engine_common import (
     Measured,
     compute_bound,
     finish_bench,
-    make_work_dir,
-    preload,
     process_cpu_s,
-    providers_config,
     run_metrics,
     sim_stats,
-    start_llm_sim,
-    stop_process,
+    sim_workload,
 )
 from harness.bench.engine_docker import run_docker_bench
 from harness.commands.run import _agent_options
@@ -53,25 +47,14 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
     """Run the benchmark; returns the metrics (see `METRIC_KEYS`)."""
     if opts.provider == "docker":  # real sandboxes and the built-in suite: benchmarks/engine_bench_docker.py
         return await run_docker_bench(opts)
-
-
-    work = await anyio.to_thread.run_sync(make_work_dir, opts.work_dir)
-    run_dir = work / "run"
-    if run_dir.exists():
-        raise FileExistsError(f"--work-dir {work}: holds a run directory from an earlier bench; use a fresh folder")
-    suite = await anyio.to_thread.run_sync(
-        functools.partial(write_sim_suite, work / "suite", tasks=opts.tasks, steps=opts.steps))
-    max_in_flight = opts.max_in_flight or max(1, opts.sessions)
-    await anyio.to_thread.run_sync(preload, opts.agent)
-    proc, url = await start_llm_sim(opts, work / "llm-sim.log")
-    try:
-        providers_file = work / "providers.json"
-        providers_file.write_bytes(orjson.dumps(providers_config(url, opts, max_in_flight)))
+    async with sim_workload(opts, fresh=("run",)) as w:
+        work, url, proc, max_in_flight = w.work, w.url, w.proc, w.max_in_flight
+        run_dir = work / "run"
         config = make_config({
-            "benchmark": str(suite), "agent": opts.agent, "model": "sim-model", "provider": opts.provider,
+            "benchmark": str(w.suite), "agent": opts.agent, "model": "sim-model", "provider": opts.provider,
             "concurrency": opts.sessions, "sandboxes": opts.sandboxes, "agent_options": opts.agent_options or {},
             "run_dir": run_dir, "sim_latency_ms": opts.env_latency_ms,
-            "providers_file": str(providers_file), "quiet": not opts.progress,
+            "providers_file": str(w.providers_file), "quiet": not opts.progress,
             "max_steps": max(15, opts.steps + 3), "screen_width": opts.screen[0], "screen_height": opts.screen[1],
         }, source="bench engine")
         sim.COUNTERS.reset()
@@ -87,8 +70,6 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         server = await sim_stats(url)
         sim_cpu1 = process_cpu_s(proc.pid)
-    finally:
-        await stop_process(proc)
     results = await anyio.to_thread.run_sync(scan_results, run_dir)
     llm_calls = int(server.get("status", {}).get("200", 0))
     bound = compute_bound(sessions=opts.sessions, tasks_done=len(results), llm_calls=llm_calls,
@@ -142,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clean", action="store_true",
                    help="remove the work folder afterwards (kept by default: ext4 without a journal skips "
                    "recently deleted inodes one by one, so deleting 10k files slows the next minutes' creates)")
+    p.add_argument("--ray", metavar="TARGET", default=None,
+                   help="sim only: run the same workload on one machine and through `run --ray TARGET` (HOST:PORT, "
+                   "auto or local:N) with the same total sessions; prints both and their ratio")
     p.add_argument("--progress", action="store_true", help="show the run's progress display (measured too)")
     p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the metrics here")
     p.set_defaults(func=_cli)
@@ -172,6 +156,16 @@ def _cli(args: argparse.Namespace) -> int:
         sandboxes=args.sandboxes, agent_options=_agent_options(args.agent_option), policy=args.policy,
         keep=not args.clean, benchmark=args.benchmark, domains=domains,
     )
+    if args.ray:
+        if args.provider != "sim":
+            raise ConfigError("bench engine --ray: only with --provider sim")
+        from harness.bench.engine_ray import run_ray_compare, table
+
+        compared = aio.run(run_ray_compare, opts, args.ray)
+        print(table(compared))
+        if args.json_out:
+            args.json_out.write_bytes(orjson.dumps(compared, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0 if compared["failures"] == 0 and compared["limit_held"] else 1
     result = aio.run(run_engine_bench, opts)
     print(_table(result))
     if opts.keep:

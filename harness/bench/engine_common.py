@@ -3,6 +3,7 @@ sampling, CPU accounting and the metric block. Formulas: docs/design/performance
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -10,13 +11,16 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 
+from benchmarks.sim_suite import write_sim_suite
 from harness.base.errors import HarnessError
 from scoring.registry import metrics
 from search.agent import agent_names
@@ -190,6 +194,36 @@ def preload(agent: str) -> None:
 
     metrics()
     agent_names()
+
+
+@dataclass
+class SimWorkload:
+    work: Path
+    suite: Path
+    providers_file: Path
+    url: str
+    proc: Any
+    max_in_flight: int
+
+
+@contextlib.asynccontextmanager
+async def sim_workload(opts: EngineBenchOptions, fresh: tuple[str, ...]) -> AsyncIterator[SimWorkload]:
+    """The sim bench's inputs: work folder (its `fresh` subfolders must not exist yet), a suite of
+    chain tasks, a running llm-sim and a providers file pointing at it; llm-sim stopped on exit."""
+    work = await anyio.to_thread.run_sync(make_work_dir, opts.work_dir)
+    if any((work / name).exists() for name in fresh):
+        raise FileExistsError(f"--work-dir {work}: holds runs from an earlier bench; use a fresh folder")
+    suite = await anyio.to_thread.run_sync(
+        functools.partial(write_sim_suite, work / "suite", tasks=opts.tasks, steps=opts.steps))
+    max_in_flight = opts.max_in_flight or max(1, opts.sessions)
+    await anyio.to_thread.run_sync(preload, opts.agent)
+    proc, url = await start_llm_sim(opts, work / "llm-sim.log")
+    try:
+        providers_file = work / "providers.json"
+        providers_file.write_bytes(orjson.dumps(providers_config(url, opts, max_in_flight)))
+        yield SimWorkload(work, suite, providers_file, url, proc, max_in_flight)
+    finally:
+        await stop_process(proc)
 
 
 def providers_config(url: str, opts: EngineBenchOptions, max_in_flight: int) -> dict[str, Any]:

@@ -38,6 +38,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "(default none; bridge lets tasks that need the internet reach it)")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
+    p.add_argument("--ray", nargs="?", const="env", metavar="ADDRESS",
+                   help="run on a Ray cluster: HOST:PORT, auto, local:N (N loopback nodes), or without a value "
+                   "$RAY_ADDRESS; nodes offer sandboxes with --resources '{\"cua_sandbox\": 16}' "
+                   "(docs/design/cluster.md)")
     p.add_argument("--config", type=Path, help="JSON config file (CLI flags override it)")
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress display")
 
@@ -66,7 +70,8 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy"):
+                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
+                "ray"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
