@@ -111,8 +111,12 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     flags: dict[str, bool] = {}
     stats = EngineStats()
     async with AsyncExitStack() as stack:
-        store = await RunStore.open(run_dir, config.model_dump(mode="json"), result_keys=RESULT_KEYS,
-                                    agent_info=agent_info)
+        recorded = config.model_dump(mode="json")
+        if config.ray and "concurrency" not in config.model_fields_set:
+            # Sized by the cluster's slots when it starts (below): not recorded, so a resume on a
+            # bigger cluster uses all of it instead of the first session's number.
+            del recorded["concurrency"]
+        store = await RunStore.open(run_dir, recorded, result_keys=RESULT_KEYS, agent_info=agent_info)
 
         async def close_store() -> None:
             with anyio.CancelScope(shield=True):
@@ -190,7 +194,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             with work:
                 await engine.run()
             if cluster is not None:  # the cluster's share of the run, for `bench engine --ray` and reports
-                store.log("cluster", **cluster.stats(), overhead=cluster.overhead())
+                store.log("cluster", **cluster.stats(), overhead=cluster.overhead(),
+                          concurrency=config.concurrency)
             tg.cancel_scope.cancel()
     if show_summary:
         _print_summary(store.summary(), run_dir, interrupted=bool(flags.get("interrupted")))

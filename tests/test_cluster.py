@@ -105,8 +105,13 @@ def test_sim_run_across_four_nodes_scores_every_task_once_like_a_local_run(tmp_p
         assert (folder / "step_0.png").read_bytes()[:4] == b"\x89PNG"
 
 
+TASKS_KILL = 72
+
+
 def test_node_killed_mid_run_loses_nothing_and_a_returning_node_gets_a_worker(tmp_path: Path) -> None:
-    suite = write_sim_suite(tmp_path / "suite", tasks=30, steps=3, domains=3)
+    # Enough work that the node joining after the kill (a raylet and a worker to start on a loaded
+    # 2-core machine: ~10 s) still finds tasks left: 30 tasks were not, once, in CI.
+    suite = write_sim_suite(tmp_path / "suite", tasks=TASKS_KILL, steps=3, domains=3)
     run_dir = tmp_path / "run"
     with local_cluster([{"cua_sandbox": 2}] * 3) as cluster:
         proc = start_run_until(suite, run_dir, cluster.address, 4)
@@ -119,9 +124,9 @@ def test_node_killed_mid_run_loses_nothing_and_a_returning_node_gets_a_worker(tm
             stop(proc)
     assert proc.returncode == 0, err[-2000:]
     done = results(run_dir)
-    assert len(done) == 30 and all(r["score"] == 1.0 and not r.get("error") for r in done.values())
+    assert len(done) == TASKS_KILL and all(r["score"] == 1.0 and not r.get("error") for r in done.values())
     finished = each_task_finished_once(run_dir)
-    assert len(finished) == 30 and set(finished.values()) == {1}
+    assert len(finished) == TASKS_KILL and set(finished.values()) == {1}
     infra = [e for e in events(run_dir) if e["event"] == "infra_failure"]
     assert infra, "the killed node's in-flight attempts must be journaled as infrastructure failures"
     assert all("died" in e.get("error", "") or "node" in e.get("error", "") for e in infra)
@@ -243,3 +248,7 @@ def test_killed_head_resumes_on_the_cluster_with_each_task_once(tmp_path: Path, 
     finished = each_task_finished_once(run_dir)
     assert len(finished) == 24 and set(finished.values()) == {1}
     assert summary(run_dir)["done"] == 24
+    # Sized by the cluster, not recorded: the resumed session used every slot (4 nodes x 2), not the
+    # default concurrency a recorded number would have capped it to.
+    assert "concurrency" not in json.loads((run_dir / "run.json").read_text())["config"]
+    assert [e["concurrency"] for e in events(run_dir) if e["event"] == "cluster"] == [8]
