@@ -40,7 +40,7 @@ from search.agent import Outcome, TaskEnv, register_agent
 from search.parsing import SPECIALS, Parsed, parse_reply
 from search.parsing_osworld import parse_reply_osworld
 from search.profiles import profile_defaults
-from search.prompt_source import BUILTIN, PromptSet, load_prompt_set, sha256
+from search.prompt_source import BUILTIN, SYSTEM_PROMPT_FILE, PromptSet, load_prompt_set, sha256
 from search.som import apply_tags, draw_marks
 from vm.types import Observation
 
@@ -260,6 +260,8 @@ class PromptAgent:
                                                  password=o.password)
                 system = prompts.task_prompt(base, task.instruction)
                 system_hash = sha256(system)
+                if hasattr(env, "write_artifact"):
+                    await env.write_artifact(SYSTEM_PROMPT_FILE, system.encode("utf-8"))
             past = list(history) if o.max_trajectory_length else []
             messages = build_messages(system, past, prepared, o.observation_type, detail=o.image_detail)
             info: dict[str, Any] = {"llm_call": call, "system_sha256": system_hash, "message_format": family}

@@ -41,6 +41,9 @@ CONSTANT_NAMES: dict[tuple[str, str], str] = {
 }
 PASSWORD_PLACEHOLDER = "{CLIENT_PASSWORD}"
 BUILTIN = "builtin"
+# The system message an attempt sent, word for word, in its task folder: export trains on what the
+# model saw (results/export/episodes.py) whichever prompts or profile the run used.
+SYSTEM_PROMPT_FILE = "system_prompt.txt"
 _MAX_BYTES = 4 * 1024 * 1024  # a prompts file is text of some kB; refuse to read anything huge
 _STRIPS = frozenset({"strip", "lstrip", "rstrip"})
 

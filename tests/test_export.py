@@ -219,6 +219,42 @@ def test_trajectories_keep_failures_and_filters_apply(runs: dict[str, Path], tmp
     assert all("--min-tree-nodes" in s.reason for s in report.skipped)
 
 
+async def test_trajectories_train_on_the_system_prompt_the_model_saw(tmp_path: Path) -> None:
+    import hashlib
+
+    # Screenshots only: trajectories show what such an agent saw, so its own system prompt applies.
+    run = tmp_path / "prompt"
+    async with SimServer(SimConfig(policy=ScriptedModel())) as server:
+        await run_suite(write_suite(tmp_path / "suite", [1, 2]), run, server.url, "prompt",
+                        observation_type="screenshot")
+    task = run / "sim" / "sim-00001"
+    recorded = (task / "system_prompt.txt").read_text()
+    seen = json.loads((task / "traj.jsonl").read_text().splitlines()[0])["info"]["system_sha256"]
+    assert hashlib.sha256(recorded.encode()).hexdigest() == seen  # the file is what was sent
+
+    def exported_system() -> list[str]:
+        out = tmp_path / "s.jsonl"
+        export_runs(ExportOptions(runs=(run,), out=out, format="trajectories", val_fraction=0))
+        examples = read_jsonl(out)
+        return [examples[m["line"] - 1]["messages"][0]["content"] for m in read_jsonl(output_paths(out)["meta"])
+                if m["task_id"] == "sim-00001"]
+
+    assert set(exported_system()) == {recorded}
+    # A run with the user's own prompts (prompts_from) recorded another text: that text is trained on.
+    (task / "system_prompt.txt").write_text("THE USER'S OWN SYSTEM PROMPT")
+    assert set(exported_system()) == {"THE USER'S OWN SYSTEM PROMPT"}
+    # Not recorded: ours is rebuilt only when it is what the model saw; otherwise the attempt is skipped.
+    (task / "system_prompt.txt").unlink()
+    assert set(exported_system()) == {recorded}
+    lines = [json.loads(x) for x in (task / "traj.jsonl").read_text().splitlines()]
+    for line in lines:
+        line["info"]["system_sha256"] = "0" * 64
+    (task / "traj.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    report = export_runs(ExportOptions(runs=(run,), out=tmp_path / "t.jsonl", format="trajectories", val_fraction=0))
+    assert report.tasks_exported == 1  # sim-00002 still exports
+    assert [(s.task_id, "system_sha256" in s.reason) for s in report.skipped] == [("sim-00001", True)]
+
+
 def test_split_is_by_task_sample_is_balanced_and_seeded_and_duplicates_are_dropped(
         runs: dict[str, Path], tmp_path: Path) -> None:
     run = runs["rmcts"]

@@ -2,8 +2,10 @@
 
 An episode is the system prompt plus a list of turns; a turn is what the agent saw (a screenshot
 file and/or an accessibility table) and what it answered. Example k of an episode is its first
-k+1 turns with only the last answer trained. Prompts are rebuilt with the agents' own prompt code
-(search/prompts.py), so a model fine-tuned on them is prompted at inference as it was trained.
+k+1 turns with only the last answer trained. The system prompt is the one the attempt recorded
+(system_prompt.txt: the prompt agent's, whatever its profile or prompts file); without it, it is
+rebuilt with the agents' own prompt code (search/prompts.py), and an attempt whose recorded
+`system_sha256` says the model saw another one is skipped, not exported with the wrong prompt.
 
 - exploratory: the search replayed (traversal.py); every answer at a judged state starts with the
   judges' reasoning, and backtracks are explicit `BACKTRACK k` answers;
@@ -32,6 +34,7 @@ from results.export.traversal import (
     tree_from_log,
 )
 from search import prompts
+from search.prompt_source import SYSTEM_PROMPT_FILE, sha256
 
 FORMATS = ("exploratory", "imitation", "trajectories")
 EVAL_HEADER = "STATE EVALUATION:"
@@ -77,6 +80,24 @@ def system_text(task: TaskFiles, observation_type: str, screen: tuple[int, int])
     except ValueError as e:
         raise SkipTask(f"cannot rebuild the agent's prompt: {e}") from e
     return prompts.task_prompt(base, task.instruction)
+
+
+def attempt_system(task: TaskFiles, folder: Path, first: dict[str, Any], observation_type: str,
+                   screen: tuple[int, int]) -> str | None:
+    """The system prompt one attempt sent: its recorded file, else ours rebuilt when the step's
+    `system_sha256` (if any) shows it is the same text; None when the model saw another one.
+    Examples that show another observation than the agent's (say screenshots where it saw tables)
+    get ours for what they show, as the export's notes say."""
+    rebuilt = system_text(task, observation_type, screen)
+    if observation_type != task.run.observation_type:
+        return rebuilt
+    try:
+        return (folder / SYSTEM_PROMPT_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+    info = first.get("info") if isinstance(first.get("info"), dict) else {}
+    seen = info.get("system_sha256")
+    return rebuilt if not isinstance(seen, str) or seen == sha256(rebuilt) else None
 
 
 def judge_text(node: TNode) -> str | None:
@@ -189,12 +210,16 @@ def trajectory_episodes(task: TaskFiles, observation_type: str, screen: tuple[in
     """Every attempt's steps (moved-aside attempts first), or the final attempt only."""
     folders: list[tuple[int | None, Path]] = [] if final_only else [(n, p) for n, p in task.attempt_dirs()]
     folders.append((task.result.get("attempts") if isinstance(task.result.get("attempts"), int) else None, task.dir))
-    system = system_text(task, observation_type, screen)
     episodes = []
+    refused: list[str] = []
     for number, folder in folders:
         final = folder == task.dir
         decisions = _decisions(task.traj(folder))
         if not decisions:
+            continue
+        system = attempt_system(task, folder, decisions[0][0], observation_type, screen)
+        if system is None:
+            refused.append("final attempt" if final else f"attempt {number}")
             continue
         before = _shot(task, "step_0.png") if final else folder / "step_0.png"
         prev: Path | None = before if before is not None and before.is_file() else None
@@ -212,8 +237,11 @@ def trajectory_episodes(task: TaskFiles, observation_type: str, screen: tuple[in
         score = task.score if final else None
         episodes.append(Episode(task, kind, system, turns, attempt=number,
                                 meta={"final_attempt": final, "score": score}))
+    if refused:
+        task.notes.append(f"{', '.join(refused)}: {SYSTEM_PROMPT_FILE} missing and the rebuilt system prompt "
+                          "differs from the one the model saw (system_sha256): another prompts file or version")
     if not episodes:
-        raise SkipTask("no recorded steps (traj.jsonl empty or missing)")
+        raise SkipTask(task.notes[-1] if refused else "no recorded steps (traj.jsonl empty or missing)")
     return episodes
 
 
