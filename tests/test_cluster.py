@@ -252,3 +252,40 @@ def test_killed_head_resumes_on_the_cluster_with_each_task_once(tmp_path: Path, 
     # default concurrency a recorded number would have capped it to.
     assert "concurrency" not in json.loads((run_dir / "run.json").read_text())["config"]
     assert [e["concurrency"] for e in events(run_dir) if e["event"] == "cluster"] == [8]
+
+
+def test_rmcts_reflections_are_one_memory_across_nodes_kept_in_the_run_directory(tmp_path: Path) -> None:
+    import re
+    import sqlite3
+
+    suite = write_sim_suite(tmp_path / "suite", tasks=8, steps=3, domains=1)
+    sim = subprocess.Popen([sys.executable, "-m", "harness", "llm-sim", "--host", "127.0.0.1", "--port", "0",
+                            "--policy", "search.mcts.sim_model:policy"], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"listening on (http://\S+)", sim.stdout.readline()).group(1)
+        providers = tmp_path / "providers.json"
+        providers.write_text(json.dumps({"default_model": "sim-model", "embedding_model": "sim-embed", "endpoints": [
+            {"name": "llm-sim", "kind": "openai-compatible", "base_url": url, "models": ["*"]}]}))
+        run_dir = tmp_path / "run"
+        done = harness("run", "--benchmark", str(suite), "--agent", "rmcts", "--provider", "sim", "--ray", "local:2",
+                       "--concurrency", "2", "--providers-file", str(providers), "--model", "sim-model",
+                       "--agent-option", "iterations=4", "--run-dir", str(run_dir), "-q", timeout=300)
+    finally:
+        sim.kill()
+        sim.wait()
+    assert done.returncode == 0, done.stderr[-2000:]
+    node = {t: r["node"] for (_, t), r in results(run_dir).items()}
+    assert len(node) == 8 and len(set(node.values())) == 2
+    # One memory, in the run directory as on one machine, written by the tasks of both nodes.
+    rows = sqlite3.connect(run_dir / "reflections.sqlite").execute("SELECT id, task_id FROM reflections").fetchall()
+    assert {t for _, t in rows} == set(node)
+    outcome = {t: json.loads((run_dir / "sim" / t / "tree.json").read_text())["outcome"] for t in node}
+    # A task saw reflections that tasks on the other node wrote: more rows than its own node had
+    # made before its own (ids grow in creation order; it saw only rows made before it started).
+    def own_node_rows_before(t: str) -> int:
+        first = min(outcome[t]["reflections_stored"])
+        return sum(1 for i, other in rows if i < first and node[other] == node[t])
+
+    crossed = [t for t in node if outcome[t]["reflections_visible"] > own_node_rows_before(t)]
+    assert crossed, {t: (node[t][:6], outcome[t]["reflections_visible"]) for t in node}

@@ -140,9 +140,18 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
                     await services.aclose()
 
             stack.push_async_callback(close_services)
+        reflections = None
+        probe = agent_factory(config, None)
+        if getattr(probe, "uses_memory", lambda: False)():  # R-MCTS: one memory for the whole cluster
+            from harness.cluster.reflections import start_reflections
+
+            reflections = await anyio.to_thread.run_sync(start_reflections, probe.memory_path(run_dir))
+            # Registered before the workers' close: it is stopped after every worker has closed.
+            stack.callback(lambda: _kill(ray, reflections))
         spec = {"config": config, "suite": [suite_ref], "suite_hash": digest, "run_id": run_id,
                 "task_keys": [(t.domain, t.id) for t in tasks], "image_tag": image_tag,
                 "agent_factory": agent_factory, "provider_factory": provider_factory, "llm_services": services,
+                "reflections": reflections,
                 "sandboxes": None}
         workers = WorkerSet()
         actor_cls = worker_actor_class()
@@ -227,6 +236,11 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
                 yield cluster
             finally:
                 tg.cancel_scope.cancel()
+
+
+def _kill(ray: Any, actor: Any) -> None:
+    with contextlib.suppress(Exception):
+        ray.kill(actor, no_restart=True)
 
 
 async def _close_worker(ray: Any, w: Any) -> None:

@@ -140,6 +140,10 @@ class SandboxWorker:
             if warm is not None:
                 await warm()
         agent = spec["agent_factory"](config, llm)
+        if spec.get("reflections") is not None and hasattr(agent, "memory_store"):
+            from harness.cluster.reflections import RemoteReflections
+
+            agent.memory_store = RemoteReflections(spec["reflections"])  # the head's, shared by all nodes
         slots = int(spec["slots"])
         pool = await stack.enter_async_context(SandboxPool(
             provider, capacity=max(slots, int(spec.get("sandboxes") or 0)),

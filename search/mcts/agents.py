@@ -16,7 +16,7 @@ from typing import Any
 from harness.base.errors import ConfigError
 from search.agent import Outcome, TaskEnv, register_agent
 from search.mcts.llm_calls import CallMeter
-from search.mcts.memory import ReflectionMemory, Retriever, now
+from search.mcts.memory import ReflectionMemory, ReflectionStore, Retriever, now
 from search.mcts.options import MCTSOptions, parse_options
 from search.mcts.policy import Policy
 from search.mcts.reflection import StepStats, estimated_success, reflect
@@ -34,16 +34,24 @@ class MCTSAgent:
         self.options = options
         self.llm = llm
         self._memories: dict[Path, ReflectionMemory] = {}
+        # Set when the memory lives elsewhere (a cluster worker uses the head's): wins over the file.
+        self.memory_store: ReflectionStore | None = None
 
-    def memory_for(self, env: Any) -> ReflectionMemory:
+    def uses_memory(self) -> bool:
+        return bool(self.options.reflection)
+
+    def memory_path(self, run_dir: Path | None) -> Path:
         """One memory per run (<run_dir>/reflections.sqlite), or the shared `reflection_path`."""
         if self.options.reflection_path:
-            path = Path(self.options.reflection_path)
-        elif getattr(env, "run_dir", None) is not None:
-            path = Path(env.run_dir) / REFLECTIONS_FILE
-        else:
+            return Path(self.options.reflection_path).resolve()
+        if run_dir is None:
             raise ConfigError(f"agent {self.name}: reflection needs a run directory or the option reflection_path")
-        path = path.resolve()
+        return (Path(run_dir) / REFLECTIONS_FILE).resolve()
+
+    def memory_for(self, env: Any) -> ReflectionStore:
+        if self.memory_store is not None:
+            return self.memory_store
+        path = self.memory_path(getattr(env, "run_dir", None))
         if path not in self._memories:
             self._memories[path] = ReflectionMemory(path)
         return self._memories[path]
@@ -94,6 +102,7 @@ class MCTSAgent:
             "final_replays": replays, "final_replay_score": score, "llm": meter.snapshot(), "restore": restore,
             "value_wall_s": round(value_fn.wall_s, 4), "value_calls_s": round(value_fn.calls_s, 4),
             "reflections_stored": stored, "reflection_success": success,
+            "reflections_visible": len(retriever.rows) if retriever else None,
             "retrieval": retriever.mode if retriever else None, "search_s": round(search.elapsed(), 3),
         }
         await search.write_tree({"stop_reason": result.stop_reason, **tree_summary(search.tree, result.path),

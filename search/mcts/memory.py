@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -86,6 +86,15 @@ def _enable_wal(conn: sqlite3.Connection, *, deadline_s: float = 30.0) -> None:
             if "locked" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+class ReflectionStore(Protocol):
+    """Where an agent's reflections live: this SQLite file (ReflectionMemory), or the head's copy
+    of it when tasks run on cluster workers (harness/cluster/reflections.py)."""
+
+    async def add(self, rows: Sequence[Reflection]) -> list[int]: ...
+
+    async def visible(self, before: float) -> list[Reflection]: ...
 
 
 class ReflectionMemory:
