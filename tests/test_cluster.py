@@ -189,6 +189,42 @@ def test_oracle_on_real_sandboxes_across_two_nodes_matches_a_local_run(tmp_path:
         assert (tmp_path / "ray" / domain / task_id / "step_0.png").is_file()
 
 
+
+@pytest.mark.docker
+def test_a_worker_killed_mid_run_on_real_sandboxes_loses_no_task_and_leaves_no_container(
+        tmp_path: Path, desktop_image: str) -> None:
+    run_dir = tmp_path / "killed-worker-run"
+    with local_cluster([{"cua_sandbox": 1}] * 2) as cluster:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", "oracle",
+             "--tasks", ",".join(DOCKER_SUBSET), "--ray", cluster.address, "--run-dir", str(run_dir), "-q"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not list(run_dir.glob("*/*/result.json")):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"no result within 300 s: {proc.communicate()[1][-2000:]}")
+                time.sleep(0.5)
+            # Both workers hold an attempt now (one slot each, tasks left): kill one, as the OOM killer would.
+            pids = subprocess.run(["pgrep", "-f", "^ray::SandboxWorker"], capture_output=True, text=True).stdout.split()
+            assert pids, "no worker process found"
+            subprocess.run(["kill", "-9", pids[0]], check=True)
+            _out, err = proc.communicate(timeout=600)
+        finally:
+            stop(proc)
+    assert proc.returncode == 0, err[-2000:]
+    done = results(run_dir)
+    assert len(done) == len(DOCKER_SUBSET) and all(r["score"] == 1.0 for r in done.values())
+    finished = each_task_finished_once(run_dir)
+    assert len(finished) == len(DOCKER_SUBSET) and set(finished.values()) == {1}
+    infra = [e for e in events(run_dir) if e["event"] == "infra_failure"]
+    assert infra and all("died" in e.get("error", "") for e in infra)
+    # The dead worker's containers were collected (by its node's next worker or the closing sweep).
+    left = subprocess.run(["docker", "ps", "-a", "--filter", "label=cua-harness.run",
+                           "--format", '{{.Label "cua-harness.run"}}'], capture_output=True, text=True).stdout.split()
+    assert not [r for r in left if r.startswith(run_dir.name)], left
+
 def test_node_image_decision_builds_a_missing_image_and_refuses_another_build() -> None:
     import anyio
 
