@@ -139,6 +139,11 @@ class SandboxWorker:
             warm = getattr(llm, "warm", None)
             if warm is not None:
                 await warm()
+        # Metric and getter modules load on first use (~1 s of CPU): here, so a worker that says it
+        # is ready runs its first attempts at full speed instead of all nodes importing at once.
+        from scoring.registry import getters, metrics
+
+        await anyio.to_thread.run_sync(lambda: (metrics(), getters()))
         agent = spec["agent_factory"](config, llm)
         if spec.get("reflections") is not None and hasattr(agent, "memory_store"):
             from harness.cluster.reflections import RemoteReflections
