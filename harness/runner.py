@@ -144,7 +144,9 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             cluster = await stack.enter_async_context(open_cluster(
                 config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
                 agent_factory=build_agent, provider_factory=make_provider,
-                needs_llm=config.agent not in MODEL_FREE_AGENTS))
+                needs_llm=config.agent not in MODEL_FREE_AGENTS,
+                # R-MCTS's memory: the file a local run would use, opened once on the head's node.
+                reflections_path=agent.memory_path(run_dir) if getattr(agent, "uses_memory", bool)() else None))
             explicit = "concurrency" in config.model_fields_set
             config = config.model_copy(update={"concurrency": min(config.concurrency, cluster.slots)
                                                if explicit else cluster.slots})

@@ -83,14 +83,12 @@ def check_target(value: str) -> RayTarget:
 def connect(value: str, *, sandboxes_per_local_node: int = 4, quiet: bool = True) -> Iterator[Any]:
     """Connect this process (the head/driver) to the cluster; yields the ``ray`` module. Blocking:
     call it in a worker thread. Disconnects (and stops a ``local:N`` cluster) on exit."""
-    target = parse_target(value)
+    target = check_target(value)
     from harness.cluster.local import apply_loopback_env, local_cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if target.loopback:
         apply_loopback_env()
-    if target.kind == "address" and not target.address.startswith("ray://"):
-        _dial(target.host, target.port)
     with contextlib.ExitStack() as stack:
         address = target.address
         if target.kind == "local":

@@ -21,6 +21,7 @@ import ray
 from ray import exceptions as rex
 
 from harness.base.errors import HarnessError, SandboxError
+from harness.cluster.actors import kill_quietly
 from harness.engine import _short
 
 log = logging.getLogger("harness.cluster")
@@ -69,10 +70,7 @@ class WorkerSet:
             w.alive = False
             self.lost += 1
             log.warning("cluster worker on node %s dropped from placement: %s", w.short, why)
-            try:
-                ray.kill(w.actor, no_restart=True)
-            except Exception:  # already gone
-                pass
+            kill_quietly(w.actor)
         self._notify()
 
     def live(self) -> list[WorkerHandle]:

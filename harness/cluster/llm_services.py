@@ -265,7 +265,8 @@ def start_llm_services(
 ) -> LLMServices:
     """Start the limiter and the cache actors on this (the head's) node; needs `ray.init` first."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from harness.cluster.actors import pinned_here
 
     if not ray.is_initialized():
         raise ConfigError("start_llm_services: connect to the Ray cluster (ray.init) first")
@@ -275,8 +276,7 @@ def start_llm_services(
     portable = providers.model_copy(update={"prices_file": None})  # the table travels resolved
     limits = {endpoint_name(ep, i): ep.model_copy(update={"api_key": None})
               for i, ep in enumerate(providers.endpoints)}
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    options = {"num_cpus": 0, "max_concurrency": _MAX_CONCURRENCY, "max_restarts": 0, "scheduling_strategy": here}
+    options = pinned_here(max_concurrency=_MAX_CONCURRENCY)
     limiter = ray.remote(LimiterService).options(**options).remote(limits, settings)
     cache, cache_path = None, None
     if config.cache:

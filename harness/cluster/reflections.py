@@ -55,8 +55,7 @@ def start_reflections(path: Path) -> Any:
     """The service actor on this (the head's) node; needs `ray.init` first. Blocking: run it off
     the event loop."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return ray.remote(ReflectionService).options(num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(
-        str(path))
+    from harness.cluster.actors import pinned_here
+
+    return ray.remote(ReflectionService).options(**pinned_here()).remote(str(path))

@@ -11,7 +11,6 @@ and the connection (and a `local:N` cluster) is stopped, on every path.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from typing import Any
 import anyio
 
 from harness.base.errors import ConfigError, HarnessError
+from harness.cluster.actors import kill_quietly
 from harness.config import RunConfig
 from harness.engine import _short
 
@@ -61,7 +61,7 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
                        agent_factory: Callable[[RunConfig, Any], Any], provider_factory: Callable[..., Any],
-                       needs_llm: bool) -> AsyncIterator[Cluster]:
+                       needs_llm: bool, reflections_path: Path | None = None) -> AsyncIterator[Cluster]:
     assert config.ray
     from harness.cluster.connect import connect
 
@@ -90,7 +90,7 @@ async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_p
     try:
         async with _session(ready["ray"], config, run_dir=run_dir, run_id=run_id, suite_path=suite_path,
                             tasks=tasks, agent_factory=agent_factory, provider_factory=provider_factory,
-                            needs_llm=needs_llm) as cluster:
+                            needs_llm=needs_llm, reflections_path=reflections_path) as cluster:
             yield cluster
     finally:
         with anyio.CancelScope(shield=True):
@@ -106,7 +106,8 @@ def _local_nodes(value: str) -> int:
 
 @contextlib.asynccontextmanager
 async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
-                   agent_factory: Any, provider_factory: Any, needs_llm: bool) -> AsyncIterator[Cluster]:
+                   agent_factory: Any, provider_factory: Any, needs_llm: bool,
+                   reflections_path: Path | None) -> AsyncIterator[Cluster]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from harness.cluster.dispatch import RayAttemptRunner, WorkerHandle, WorkerSet
@@ -132,8 +133,6 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
 
             # Starting the services waits for their actors: off the loop.
             services = await anyio.to_thread.run_sync(start_llm_services, config, run_dir)
-            if inspect.isawaitable(services):
-                services = await services
 
             async def close_services() -> None:
                 with anyio.CancelScope(shield=True):
@@ -141,13 +140,12 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
 
             stack.push_async_callback(close_services)
         reflections = None
-        probe = agent_factory(config, None)
-        if getattr(probe, "uses_memory", lambda: False)():  # R-MCTS: one memory for the whole cluster
+        if reflections_path is not None:  # R-MCTS: one memory for the whole cluster
             from harness.cluster.reflections import start_reflections
 
-            reflections = await anyio.to_thread.run_sync(start_reflections, probe.memory_path(run_dir))
+            reflections = await anyio.to_thread.run_sync(start_reflections, reflections_path)
             # Registered before the workers' close: it is stopped after every worker has closed.
-            stack.callback(lambda: _kill(ray, reflections))
+            stack.callback(kill_quietly, reflections)
         spec = {"config": config, "suite": [suite_ref], "suite_hash": digest, "run_id": run_id,
                 "task_keys": [(t.domain, t.id) for t in tasks], "image_tag": image_tag,
                 "agent_factory": agent_factory, "provider_factory": provider_factory, "llm_services": services,
@@ -173,8 +171,7 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
             except BaseException as e:
                 failures.append(f"node {node_id[:8]}: {_short(e)}")
                 log.warning("cluster worker on node %s did not start: %s", node_id[:8], _short(e))
-                with contextlib.suppress(Exception):
-                    ray.kill(actor, no_restart=True)
+                kill_quietly(actor)
                 handle.alive = False
                 workers.workers[node_id] = handle  # dead, with info: the watcher may try again
                 if not isinstance(e, Exception):
@@ -216,7 +213,7 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
             with anyio.CancelScope(shield=True):
                 async with anyio.create_task_group() as ctg:
                     for w in workers.live():
-                        ctg.start_soon(_close_worker, ray, w)
+                        ctg.start_soon(_close_worker, w)
 
         stack.push_async_callback(close_all)
         async with anyio.create_task_group() as tg:
@@ -238,17 +235,11 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
                 tg.cancel_scope.cancel()
 
 
-def _kill(ray: Any, actor: Any) -> None:
-    with contextlib.suppress(Exception):
-        ray.kill(actor, no_restart=True)
-
-
-async def _close_worker(ray: Any, w: Any) -> None:
+async def _close_worker(w: Any) -> None:
     try:
         with anyio.fail_after(CLOSE_TIMEOUT_S):
             await w.actor.close.remote()
     except Exception as e:
         log.warning("cluster worker on node %s did not close cleanly: %s", w.short, _short(e))
-    with contextlib.suppress(Exception):
-        ray.kill(w.actor, no_restart=True)
+    kill_quietly(w.actor)
 
