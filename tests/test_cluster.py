@@ -53,19 +53,23 @@ def each_task_finished_once(run_dir: Path) -> Counter:
                    for e in events(run_dir) if e["event"] == "task_finished")
 
 
-def start_run_until(suite: Path, run_dir: Path, address: str, results_at_least: int) -> subprocess.Popen:
-    """A sim oracle run through `--ray`, returned once `results_at_least` tasks have results."""
+def start_run_until(run_args: list[str], run_dir: Path, address: str, results_at_least: int, *,
+                    within_s: float = 120) -> subprocess.Popen:
+    """`harness run RUN_ARGS --ray ADDRESS`, returned once `results_at_least` tasks have results."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--benchmark", str(suite), "--agent", "oracle", "--provider", "sim",
-         "--sim-latency-ms", "300", "--ray", address, "--run-dir", str(run_dir), "-q"],
+        [sys.executable, "-m", "harness", "run", *run_args, "--ray", address, "--run-dir", str(run_dir), "-q"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + within_s
     while len(list(run_dir.glob("*/*/result.json"))) < results_at_least:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"no {results_at_least} results within 120 s: {proc.communicate()[1][-2000:]}")
+            pytest.fail(f"no {results_at_least} results within {within_s:.0f} s: {proc.communicate()[1][-2000:]}")
         time.sleep(0.2)
     return proc
+
+
+def sim_oracle(suite: Path) -> list[str]:
+    return ["--benchmark", str(suite), "--agent", "oracle", "--provider", "sim", "--sim-latency-ms", "300"]
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -114,7 +118,7 @@ def test_node_killed_mid_run_loses_nothing_and_a_returning_node_gets_a_worker(tm
     suite = write_sim_suite(tmp_path / "suite", tasks=TASKS_KILL, steps=3, domains=3)
     run_dir = tmp_path / "run"
     with local_cluster([{"cua_sandbox": 2}] * 3) as cluster:
-        proc = start_run_until(suite, run_dir, cluster.address, 4)
+        proc = start_run_until(sim_oracle(suite), run_dir, cluster.address, 4)
         try:
             killed = cluster.node_ids[0]
             cluster.kill_node(0)  # its raylet and worker die with attempts in flight
@@ -195,17 +199,9 @@ def test_a_worker_killed_mid_run_on_real_sandboxes_loses_no_task_and_leaves_no_c
         tmp_path: Path, desktop_image: str) -> None:
     run_dir = tmp_path / "killed-worker-run"
     with local_cluster([{"cua_sandbox": 1}] * 2) as cluster:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", "oracle",
-             "--tasks", ",".join(DOCKER_SUBSET), "--ray", cluster.address, "--run-dir", str(run_dir), "-q"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_run_until(["--benchmark", "desktop-basics", "--agent", "oracle", "--tasks", ",".join(DOCKER_SUBSET)],
+                               run_dir, cluster.address, 1, within_s=300)
         try:
-            deadline = time.monotonic() + 300
-            while not list(run_dir.glob("*/*/result.json")):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    pytest.fail(f"no result within 300 s: {proc.communicate()[1][-2000:]}")
-                time.sleep(0.5)
             # Both workers hold an attempt now (one slot each, tasks left): kill one, as the OOM killer would.
             pids = subprocess.run(["pgrep", "-f", "^ray::SandboxWorker"], capture_output=True, text=True).stdout.split()
             assert pids, "no worker process found"
@@ -270,7 +266,7 @@ def test_shipped_suite_unpacks_to_the_same_tasks(tmp_path: Path) -> None:
 def test_killed_head_resumes_on_the_cluster_with_each_task_once(tmp_path: Path, cluster4) -> None:
     suite = write_sim_suite(tmp_path / "suite", tasks=24, steps=3, domains=2)
     run_dir = tmp_path / "run"
-    proc = start_run_until(suite, run_dir, cluster4.address, 3)
+    proc = start_run_until(sim_oracle(suite), run_dir, cluster4.address, 3)
     try:
         proc.kill()  # SIGKILL: the head dies with attempts in flight; its workers die with it
         proc.communicate(timeout=30)

@@ -88,13 +88,15 @@ def attempt_system(task: TaskFiles, folder: Path, first: dict[str, Any], observa
     `system_sha256` (if any) shows it is the same text; None when the model saw another one.
     Examples that show another observation than the agent's (say screenshots where it saw tables)
     get ours for what they show, as the export's notes say."""
+    same_view = observation_type == task.run.observation_type
+    if same_view:
+        try:
+            return (folder / SYSTEM_PROMPT_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
     rebuilt = system_text(task, observation_type, screen)
-    if observation_type != task.run.observation_type:
+    if not same_view:
         return rebuilt
-    try:
-        return (folder / SYSTEM_PROMPT_FILE).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        pass
     info = first.get("info") if isinstance(first.get("info"), dict) else {}
     seen = info.get("system_sha256")
     return rebuilt if not isinstance(seen, str) or seen == sha256(rebuilt) else None
