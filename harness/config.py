@@ -59,6 +59,8 @@ class RunConfig(BaseModel):
                                                        "'bridge' only for tasks that need the internet")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
+    allow_private_urls: bool = Field(False, description="task downloads may reach loopback, link-local and "
+                                     "private-network hosts (refused by default: task files are untrusted)")
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "
                               "proxy: true (Chrome's --proxy-server, http(s)_proxy for their commands), as OSWorld")
 

@@ -173,9 +173,10 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
                             or max(1, min(os.cpu_count() or 2, config.concurrency)),
                             warm=config.concurrency))
             from benchmarks.context import RunContext
+            from benchmarks.downloads import HostFiles
 
             ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
-                                       proxy=config.proxy)
+                                       proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls))
             from benchmarks.setup_steps import run_task_setup
             from scoring import evaluate
 

@@ -38,6 +38,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "(default none; bridge lets tasks that need the internet reach it)")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
+    p.add_argument("--allow-private-urls", action="store_true", default=None, help="let task downloads reach "
+                   "loopback, link-local (cloud metadata) and private-network hosts; refused by default")
     p.add_argument("--ray", nargs="?", const="env", metavar="ADDRESS",
                    help="run on a Ray cluster: HOST:PORT, auto, local:N (N loopback nodes), or without a value "
                    "$RAY_ADDRESS; nodes offer sandboxes with --resources '{\"cua_sandbox\": 16}' "
@@ -71,7 +73,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
                 "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
-                "ray"):
+                "ray", "allow_private_urls"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
