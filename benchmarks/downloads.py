@@ -65,7 +65,7 @@ def resolve_asset(ref: str, assets_dir: Path | None) -> Path:
 class HostFiles:
     """Fetches task files to the host: http(s) URLs through a shared cache, assets in place."""
 
-    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 300.0, max_bytes: int = 4 << 30,
+    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 300.0, max_bytes: int = 1 << 30,
                  offline: bool = False, allow_private: bool = False, backoff: float = 1.0) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.timeout = timeout

@@ -59,6 +59,10 @@ class RunConfig(BaseModel):
                                                        "'bridge' only for tasks that need the internet")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
+    sandbox_file_limit_mb: int = Field(1024, ge=1, description="largest file taken from a sandbox or a task "
+                                       "download (streamed to disk); more ends the task with a size error")
+    sandbox_message_limit_mb: int = Field(128, ge=1, description="largest response or WebSocket message from a "
+                                          "sandbox held in memory; more ends the task with a size error")
     allow_private_urls: bool = Field(False, description="task downloads may reach loopback, link-local and "
                                      "private-network hosts (refused by default: task files are untrusted)")
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "

@@ -61,7 +61,8 @@ def make_provider(config: RunConfig, run_id: str) -> Any:
     from vm.docker import DockerProvider, DockerSettings
 
     settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height,
-                              network=config.sandbox_network)
+                              network=config.sandbox_network, max_file_bytes=config.sandbox_file_limit_mb << 20,
+                              max_message_bytes=config.sandbox_message_limit_mb << 20)
     return DockerProvider(settings, run_id=run_id)
 
 
@@ -176,7 +177,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             from benchmarks.downloads import HostFiles
 
             ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
-                                       proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls))
+                                       proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
+                                                                    max_bytes=config.sandbox_file_limit_mb << 20))
             from benchmarks.setup_steps import run_task_setup
             from scoring import evaluate
 
