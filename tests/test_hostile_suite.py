@@ -3,6 +3,7 @@ every bad file is one load error naming it, every good task is scored (sim provi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import subprocess
@@ -111,13 +112,16 @@ def test_non_utf8_or_too_deep_test_list_is_one_line_naming_it(tmp_path: Path) ->
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and expected in proc.stderr
 
 
+@pytest.mark.parametrize("where", ["local", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed")])])
 def test_fuzzed_suite_run_ends_with_summary_bad_files_named_good_tasks_scored(
-        hostile: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+        hostile: tuple[Path, dict[str, str]], tmp_path: Path, where: str) -> None:
     suite, bad = hostile
     run_dir = tmp_path / "run"
+    extra = ["--ray", "local:2"] if where == "ray" else []
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--benchmark", str(suite), "--agent", "oracle",
-                           "--provider", "sim", "--concurrency", "4", "--run-dir", str(run_dir), "-q"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--provider", "sim", "--concurrency", "4", "--run-dir", str(run_dir), "-q", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-2000:]  # 1: some task files did not load
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
@@ -129,4 +133,5 @@ def test_fuzzed_suite_run_ends_with_summary_bad_files_named_good_tasks_scored(
     assert scores == {f"sim-{i:05d}": 1.0 for i in range(0, 20, 2)}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["done"] == summary["total"] == 10
+    assert json.loads((run_dir / "run.json").read_text())["config"]["allow_private_urls"] is False
     assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("outside/*/*"))
