@@ -182,8 +182,18 @@ async def _attempt(http: aiohttp.ClientSession, url: str, part: _Partial, max_by
                 raise FetchError("empty body", retry=False)
             return start
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        message = str(e) if PRIVATE_HINT in str(e) else f"{type(e).__name__}: {e}"
-        raise FetchError(message, retry=PRIVATE_HINT not in str(e)) from e
+        refused = _refusal(e)  # the resolver's: a name that now points at a private address
+        raise FetchError(refused or f"{type(e).__name__}: {e}", retry=refused is None) from e
+
+
+def _refusal(e: BaseException | None) -> str | None:
+    """PublicResolver's message, wherever aiohttp wrapped it."""
+    while e is not None:
+        for text in (str(e), str(getattr(e, "os_error", "") or "")):
+            if PRIVATE_HINT in text:
+                return text
+        e = e.__cause__ or e.__context__
+    return None
 
 
 @dataclass

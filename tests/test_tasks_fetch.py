@@ -164,6 +164,22 @@ async def test_private_hosts_are_refused_unless_allowed(server: Server, tmp_path
     assert server.requests == []  # refused before connecting
 
 
+async def test_a_name_that_resolves_to_a_private_address_at_connect_time_is_refused(server: Server) -> None:
+    import aiohttp
+    import pytest
+
+    from benchmarks.http_fetch import FetchError, PublicResolver, _attempt, _Partial
+
+    with pytest.raises(OSError, match=r"localhost .*loopback"):
+        await PublicResolver().resolve("localhost", 80)
+    # As if the name had passed check_url and been re-pointed since (DNS rebinding): the connector refuses.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=PublicResolver())) as http:
+        with pytest.raises(FetchError, match="loopback") as e:
+            await _attempt(http, f"http://localhost:{server.url.rsplit(':', 1)[1]}/files/big.bin",
+                           _Partial(Path("/nonexistent")), 1 << 20, allow_private=True)
+    assert not e.value.retry and server.requests == []
+
+
 def _suite(root: Path, base: str) -> Path:
     task = {
         "id": "fetch-1", "instruction": "i", "related_apps": ["os"],

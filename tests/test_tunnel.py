@@ -19,8 +19,8 @@ from aiohttp import web
 
 from harness.base.errors import SandboxError
 from vm.client import GuestClient
-from vm.types import TooLarge
 from vm.guest import server
+from vm.types import TooLarge
 
 TOKEN = "tunnel-test-token"
 VLC_AUTH = "Basic OnBhc3N3b3Jk"  # user "" password "password", as OSWorld's VLC getter sends
