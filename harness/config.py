@@ -34,6 +34,8 @@ class RunConfig(BaseModel):
     agent: str = "oracle"
     model: str | None = None
     agent_options: dict[str, Any] = Field(default_factory=dict)
+    agent_path: str | None = Field(None, description="folder(s) put first on the import path for "
+                                   "--agent osworld:MODULE:CLASS (os.pathsep-separated)")
     action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
     observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
     concurrency: int = Field(4, ge=1, le=512)

@@ -48,12 +48,15 @@ class TaskEnv(Protocol):
 
     async def observe(self) -> Observation: ...
 
-    async def step(self, action: Any, *, response: str = "", reasoning: str = "", tokens: int = 0,
-                   info: dict[str, Any] | None = None) -> tuple[ExecResult, Observation | None]:
+    async def step(self, action: Any, *, response: Any = "", reasoning: str = "", tokens: int = 0,
+                   info: dict[str, Any] | None = None, pause: float = 0.0, observe: bool | None = None,
+                   accessibility: bool = False, record: dict[str, Any] | None = None,
+                   ) -> tuple[ExecResult, Observation | None]:
         """Execute one action in the sandbox, record it (with the screenshot after), return both.
 
-        Special actions (WAIT/DONE/FAIL) are recorded and not sent; the observation after them is
-        taken only for WAIT.
+        Special actions (WAIT/DONE/FAIL) are recorded and not sent; by default the observation
+        after them is taken only for WAIT (`observe=True`: always). `pause` waits between action
+        and observation; `record` replaces traj.jsonl keys (harness/task_env.py).
         """
         ...
 

@@ -12,7 +12,10 @@ from harness.base.errors import ConfigError
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="built-in suite name (desktop-basics) or an OSWorld-layout folder")
-    p.add_argument("--agent", help="agent name (see `python -m harness registry agents`)")
+    p.add_argument("--agent", help="agent name (see `python -m harness registry agents`), or "
+                   "osworld:MODULE:CLASS for a class written for OSWorld's runner")
+    p.add_argument("--agent-path", help="folder put first on the import path for --agent osworld:MODULE:CLASS "
+                   "(an agent class written for OSWorld's runner; docs/design/agent-api.md)")
     p.add_argument("--model", help="model name for model agents")
     p.add_argument("--concurrency", type=int, help="tasks in flight (and sandboxes)")
     p.add_argument("--sandboxes", type=int, help="sandbox pool capacity (default: --concurrency); give tree "
@@ -68,7 +71,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             values.update(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
-    for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
+    for key in ("benchmark", "agent", "agent_path", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
                 "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
                 "ray"):
