@@ -55,6 +55,7 @@ def test_osworld_class_scores_as_its_actions_deserve_on_sim(tmp_path: Path) -> N
     (tmp_path / "plans.json").write_text(json.dumps(plans))
     run_dir = tmp_path / "run"
     cls = scripted_class()
+    cls.barrier, cls.max_in_predict, cls.seen = None, 0, []
     code = run({"benchmark": str(suite), "agent": NAME, "agent_path": str(AGENTS), "provider": "sim",
                 "concurrency": 5, "run_dir": run_dir, "quiet": True, "max_steps": 6, "model": "scripted",
                 "agent_options": {"plans": str(tmp_path / "plans.json"), "settle_s": 0, "eval_settle_s": 0,
