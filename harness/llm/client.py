@@ -19,6 +19,9 @@ import anyio
 from harness.base.errors import ConfigError, ProviderError
 from harness.llm import tokens as tok
 from harness.llm.accounting import Accountant, PriceTable
+from harness.llm.apis import PATHS as API_PATHS
+from harness.llm.apis import Api, ApiResponse
+from harness.llm.apis import estimate_tokens as estimate_api_tokens
 from harness.llm.cache import Cache, ResponseCache, SingleFlight, request_hash, sync_request_hash
 from harness.llm.config import (
     ProvidersConfig,
@@ -322,6 +325,56 @@ class LLMClient:
             cost = self.accountant.prices.cost(model, result.usage)
             self.accountant.record_paid(model, task_id, result.usage, cost)
             return result, ep, cost
+
+    # -- other model APIs (Anthropic Messages, OpenAI Responses; harness/llm/apis.py) -------------------
+    async def call_api(self, api: Api, body: Mapping[str, Any], *, model: str | None = None,
+                       task_id: str | None = None) -> ApiResponse:
+        """One call of `api` with the provider's own request `body` (without `model`), under the
+        same limits, retries, cache (keyed by the whole body) and cost accounting as `complete`."""
+        if api not in API_PATHS:
+            raise ValueError(f"unknown API {api!r}; expected one of {', '.join(API_PATHS)}")
+        model = self._model(model)
+        params = dict(body)
+        payload = {"v": _CACHE_VERSION, "kind": api, "model": model, "body": params}
+        prompt_est = await anyio.to_thread.run_sync(estimate_api_tokens, params)  # walks screenshots
+        key = await request_hash(payload, size_hint=prompt_est * 4)
+
+        async def paid() -> ApiResponse:
+            raw, _, cost = await self._attempts(model, task_id, need_n=False, prompt_est=prompt_est, n=1,
+                                                max_tokens=params.get("max_tokens") or params.get("max_output_tokens"),
+                                                op=lambda e: e.call_api(api, params))
+            return ApiResponse(raw.body, raw.usage, cost, False, key, model)
+
+        if not self.cache.enabled:
+            result = await paid()
+            self.accountant.record_call(model, task_id, cached=False)
+            return result
+
+        async def lead() -> ApiResponse:
+            async with self.cache.claim(key) as stored:
+                if stored is not None:
+                    return self._api_from_stored(stored, key, model)
+                result = await paid()
+                await self.cache.put(key, api, model, {
+                    "body": result.body, "usage": [result.usage.prompt_tokens, result.usage.completion_tokens],
+                    "cost_usd": result.cost_usd})
+            return result
+
+        stored = await self.cache.get(key)
+        if stored is not None:
+            result, shared = self._api_from_stored(stored, key, model), True
+        else:
+            result, shared = await self._flight.run(key, lead)
+        if shared or result.cached:
+            self.accountant.record_call(model, task_id, cached=True, saved_usd=result.cost_usd)
+            return replace(result, cached=True, cost_usd=0.0)
+        self.accountant.record_call(model, task_id, cached=False)
+        return result
+
+    def _api_from_stored(self, stored: dict[str, Any], key: str, model: str) -> ApiResponse:
+        prompt, completion_tokens = stored["usage"]
+        return ApiResponse(dict(stored["body"]), Usage(prompt, completion_tokens), float(stored.get("cost_usd", 0.0)),
+                           True, key, model)
 
     # -- embeddings ------------------------------------------------------------------------------------
     async def embed(self, texts: Sequence[str], *, model: str | None = None, task_id: str | None = None) -> list[list[float]]:
