@@ -92,7 +92,8 @@ def _load_builtin_agents() -> None:
     # installed before the entry points existed) still has its built-in agents.
     import importlib
 
-    for module in ("search.oracle", "search.prompt_agent", "search.mcts.agents"):
+    for module in ("search.oracle", "search.prompt_agent", "search.mcts.agents", "search.cua.claude",
+                   "search.cua.openai_cua"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
@@ -122,7 +123,7 @@ def make_agent(name: str, options: dict[str, Any] | None = None) -> Agent:
     _load_builtin_agents()
     options = options or {}
     if name in _AGENTS:
-        return _AGENTS[name][0](options)
+        return _as_agent(name, _AGENTS[name][0](options), options)
     ep = _entry_points().get(name)
     if ep is None:
         known = sorted({*_AGENTS, *_entry_points()})
@@ -133,12 +134,16 @@ def make_agent(name: str, options: dict[str, Any] | None = None) -> Agent:
     except Exception as e:  # the package's import error, named with its entry point
         raise ConfigError(f"--agent {name!r}: entry point {ep.value} ({ENTRY_POINT_GROUP}) does not load: "
                           f"{type(e).__name__}: {e}") from e
-    agent = factory(options)
+    return _as_agent(name, factory(options), options)
+
+
+def _as_agent(name: str, agent: Any, options: dict[str, Any]) -> Agent:
+    """A `solve` agent as is; a step agent (search/external/native.py) inside its runner."""
     if callable(getattr(agent, "solve", None)):
         return agent
     if callable(getattr(agent, "step", None)):
         from search.external.native import StepAgentRunner
 
         return StepAgentRunner(agent, max_steps=int(options.get("max_steps") or 15))  # type: ignore[return-value]
-    raise ConfigError(f"--agent {name!r}: {ep.value} made a {type(agent).__name__}, which has neither "
+    raise ConfigError(f"--agent {name!r}: its factory made a {type(agent).__name__}, which has neither "
                       "solve(task, env) nor step(episode, observation)")

@@ -63,7 +63,8 @@ def test_built_in_agents_are_entry_points_of_the_harness(venv: Path) -> None:
             "print(sorted(ep.name for ep in entry_points(group='cua_harness.agents') if ep.value.startswith('search.')))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120,
                          env=_env(), cwd=venv)
-    assert out.stdout.strip() == str(sorted(["done", "mcts", "noop", "oracle", "prompt", "rmcts"])), out.stderr
+    assert out.stdout.strip() == str(sorted(["claude-computer-use", "done", "mcts", "noop", "openai-computer-use", "oracle",
+                                             "prompt", "rmcts"])), out.stderr
     loaded = subprocess.run([str(venv / "bin" / "python"), "-c",
                              "from importlib.metadata import entry_points\n"
                              "for ep in entry_points(group='cua_harness.agents'):\n    ep.load()\n"],

@@ -43,13 +43,21 @@ class RawApi:
     usage: Usage
 
 
-def headers_for(api: str, api_key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Auth and version headers of the API (replacing the chat path's Authorization)."""
-    if api == "anthropic_messages":
-        out = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-    else:
-        out = {"Authorization": f"Bearer {api_key}"}
-    return {**out, **(extra or {})}
+# The beta flag each computer tool version needs on Anthropic's API.
+COMPUTER_BETAS = {"computer_20241022": "computer-use-2024-10-22", "computer_20250124": "computer-use-2025-01-24",
+                  "computer_20251124": "computer-use-2025-11-24"}
+
+
+def headers_for(api: str, api_key: str, body: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Auth, version and beta headers of the API (replacing the chat path's Authorization)."""
+    if api != "anthropic_messages":
+        return {"Authorization": f"Bearer {api_key}"}
+    out = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+    tools = (body or {}).get("tools") or []
+    betas = sorted({COMPUTER_BETAS[t["type"]] for t in tools if isinstance(t, dict) and t.get("type") in COMPUTER_BETAS})
+    if betas:
+        out["anthropic-beta"] = ",".join(betas)
+    return out
 
 
 def parse_usage(api: str, obj: Mapping[str, Any]) -> Usage:

@@ -176,7 +176,7 @@ class Endpoint:
         if self._poster is None:  # the lean path even where chat goes through the SDK
             self._poster = self.fast or FastChat(self.sdk, self.spec.api_key)
         obj, headers = await self._poster.post({"model": self.served_model, **body}, cfg.timeout_s, path=PATHS[api],
-                                               headers=headers_for(api, self.spec.api_key))
+                                               headers=headers_for(api, self.spec.api_key, body))
         self._observe_headers(headers)
         return RawApi(obj, parse_usage(api, obj))
 
