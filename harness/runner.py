@@ -51,6 +51,13 @@ def build_agent(config: RunConfig, llm: Any = None) -> Any:
                                      "observation_type": config.observation_type})
 
 
+def build_run_agent(config: RunConfig, llm: Any = None) -> Any:
+    """`build_agent` plus what the run adds around any agent (`--record`: search/recording.py)."""
+    from search.recording import with_recording
+
+    return with_recording(build_agent(config, llm), config.record)
+
+
 def _needs_llm(config: RunConfig, agent: Any) -> bool:
     """Whether the run builds an LLM client for the agent (agents that call their model themselves do not)."""
     return config.agent not in MODEL_FREE_AGENTS and getattr(agent, "needs_llm", True)
@@ -116,7 +123,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     config = config.model_copy(update={"run_dir": run_dir})
     # The agent is built before the run directory is touched: a bad option (say a prompts file that
     # does not parse) stops the run with one line and leaves nothing behind. Its LLM client comes later.
-    agent = build_agent(config)
+    agent = build_run_agent(config)
     describe = getattr(agent, "describe", None)
     agent_info = describe() if callable(describe) else None
     flags: dict[str, bool] = {}
@@ -154,7 +161,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
 
             cluster = await stack.enter_async_context(open_cluster(
                 config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
-                agent_factory=build_agent, provider_factory=make_provider,
+                agent_factory=build_run_agent, provider_factory=make_provider,
                 needs_llm=_needs_llm(config, agent),
                 # R-MCTS's memory: the file a local run would use, opened once on the head's node.
                 reflections_path=agent.memory_path(run_dir) if getattr(agent, "uses_memory", bool)() else None))

@@ -46,6 +46,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "$RAY_ADDRESS; nodes offer sandboxes with --resources '{\"cua_sandbox\": 16}' "
                    "(docs/design/cluster.md)")
     p.add_argument("--config", type=Path, help="JSON config file (CLI flags override it)")
+    p.add_argument("--record", action="store_true", default=None, help="record each task's screen (ffmpeg in "
+                   "the sandbox, from after setup to before evaluation) to recording.mp4 in its folder")
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress display")
 
 
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "agent_path", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
+                "infra_retries", "cache", "llm_cache", "quiet", "record", "sim_latency_ms", "sandbox_network", "proxy",
                 "ray"):
         value = getattr(args, key, None)
         if value is not None:
