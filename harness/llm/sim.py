@@ -299,19 +299,9 @@ class SimServer:
         limited, limit_headers = self._admit(prompt + n * int(max_tokens))
         if limited is not None:
             return limited
-        try:
-            fault = self._random_fault()
-            if fault is not None:
-                raise fault
-            policy = self.config.policy or default_policy
-            if isinstance(policy, str):  # set after start
-                policy = load_policy(policy)
-            result = policy(body)
-            if inspect.isawaitable(result):
-                result = await result
-        except SimFault as f:
-            await self._latency()
-            return await self._fault(f)
+        result, failed = await self._policy_answer(body)
+        if failed is not None:
+            return failed
         # A string answers every one of the n choices; a list is sent as is (a script may return
         # fewer choices than n, like servers that ignore n).
         choices = [result] * n if isinstance(result, str) else [str(r) for r in result] or [""]
@@ -324,6 +314,23 @@ class SimServer:
                          "logprobs": None} for i, c in enumerate(choices)],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }, headers=limit_headers)
+
+    async def _policy_answer(self, body: dict[str, Any]) -> tuple[Any, web.Response | None]:
+        """(the policy's result, None), or (None, the error response) for an injected or scripted fault."""
+        try:
+            fault = self._random_fault()
+            if fault is not None:
+                raise fault
+            policy = self.config.policy or default_policy
+            if isinstance(policy, str):  # set after start
+                policy = load_policy(policy)
+            result = policy(body)
+            if inspect.isawaitable(result):
+                result = await result
+        except SimFault as f:
+            await self._latency()
+            return None, await self._fault(f)
+        return result, None
 
     async def _embed_reply(self, body: dict[str, Any], record: SimRecord) -> web.Response:
         raw = body.get("input")

@@ -10,12 +10,10 @@ The policy gets the request JSON (tell the shapes apart by the path in `request[
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
 from harness.llm.apis import estimate_tokens
-from harness.llm.sim_policy import default_policy, load_policy
 from harness.llm.tokens import chars_estimate
 
 
@@ -53,7 +51,7 @@ def _shape(api: str, result: Any, record_id: int, model: str, prompt: int) -> di
 
 async def api_reply(server: Any, api: str, body: dict[str, Any], record: Any) -> Any:
     """The response to one Messages/Responses request (`server`: the SimServer)."""
-    from harness.llm.sim import SimFault, _error, _json
+    from harness.llm.sim import _error, _json
 
     problem = _validate(api, body)
     if problem:
@@ -62,19 +60,9 @@ async def api_reply(server: Any, api: str, body: dict[str, Any], record: Any) ->
     limited, limit_headers = server._admit(prompt + int(body.get("max_tokens") or body.get("max_output_tokens") or 0))
     if limited is not None:
         return limited
-    try:
-        fault = server._random_fault()
-        if fault is not None:
-            raise fault
-        policy = server.config.policy or default_policy
-        if isinstance(policy, str):
-            policy = load_policy(policy)
-        result = policy({**body, "_sim_api": api})
-        if inspect.isawaitable(result):
-            result = await result
-    except SimFault as f:
-        await server._latency()
-        return await server._fault(f)
+    result, failed = await server._policy_answer({**body, "_sim_api": api})
+    if failed is not None:
+        return failed
     if isinstance(result, list):  # a chat-shaped policy: its first answer as text
         result = str(result[0]) if result else ""
     await server._latency()

@@ -17,13 +17,12 @@ from __future__ import annotations
 import base64
 from typing import Any, Literal
 
-import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.base.errors import ConfigError
 from search.agent import register_agent
-from search.cua.common import Scaler, ToolCallError, hotkey_code, key_combo, resize_png
-from search.cua.options import parse_agent_options
+from search.agent_options import parse_agent_options
+from search.cua.common import RUN_KEYS, Scaler, ToolCallError, hotkey_code, key_combo, model_screen
 from search.external.native import Decision, Episode
 from vm.types import Observation
 
@@ -67,9 +66,8 @@ class ClaudeComputerAgent:
         if self.llm is None:
             raise ConfigError("agent claude-computer-use: no LLM client (see --providers-file)")
         o = self.options
-        scaler = Scaler(observation.screen_size, (o.display_width, o.display_height))
-        png = observation.screenshot if scaler.identity else await anyio.to_thread.run_sync(
-            resize_png, observation.screenshot, scaler.target)
+        scaler, png = await model_screen(observation.screenshot, observation.screen_size,
+                                         (o.display_width, o.display_height))
         image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                              "data": base64.b64encode(png).decode("ascii")}}
         messages: list[dict[str, Any]] = episode.memo.setdefault("messages", [])
@@ -200,5 +198,5 @@ def _keep_recent_images(messages: list[dict[str, Any]], keep: int) -> None:
 @register_agent("claude-computer-use", "Anthropic's computer-use tool (Messages API) through the run's LLM "
                 "client; profile of OSWorld's anthropic agent (options: model, max_tokens, display_width, ...)")
 def make_claude_agent(options: dict[str, Any]) -> ClaudeComputerAgent:
-    parsed, llm = parse_agent_options("claude-computer-use", ClaudeOptions, options)
+    parsed, llm = parse_agent_options("claude-computer-use", ClaudeOptions, options, drop=RUN_KEYS)
     return ClaudeComputerAgent(parsed, llm)

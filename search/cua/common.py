@@ -23,6 +23,11 @@ _KEY_ALIASES = {
 }
 
 
+# The run's options every agent gets that computer-use agents do not take: they act through their
+# tool and see screenshots.
+RUN_KEYS = ("max_steps", "action_space", "observation_type")
+
+
 class ToolCallError(ValueError):
     """The model's tool call cannot be run (unknown action, bad coordinate or key): a wasted step."""
 
@@ -82,3 +87,13 @@ def resize_png(png: bytes, size: tuple[int, int]) -> bytes:
         out = io.BytesIO()
         image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(out, format="PNG", compress_level=1)
         return out.getvalue()
+
+
+async def model_screen(screenshot: bytes, screen: tuple[int, int], target: tuple[int, int]) -> tuple[Scaler, bytes]:
+    """The scaler for this screen and the screenshot as the model sees it (resized off the loop)."""
+    import anyio
+
+    scaler = Scaler(screen, target)
+    if scaler.identity:
+        return scaler, screenshot
+    return scaler, await anyio.to_thread.run_sync(resize_png, screenshot, target)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import base64
 from typing import Any, Literal
 
-import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.base.errors import ConfigError
 from search.agent import register_agent
-from search.cua.common import Scaler, ToolCallError, hotkey_code, key_name, resize_png
-from search.cua.options import parse_agent_options
+from search.agent_options import parse_agent_options
+from search.cua.common import RUN_KEYS, Scaler, ToolCallError, hotkey_code, key_name, model_screen
 from search.external.native import Decision, Episode
 from vm.types import Observation
 
@@ -63,9 +62,8 @@ class OpenAICUAAgent:
             raise ConfigError("agent openai-computer-use: no LLM client (see --providers-file)")
         o = self.options
         w, h = observation.screen_size
-        scaler = Scaler(observation.screen_size, (o.display_width or w, o.display_height or h))
-        png = observation.screenshot if scaler.identity else await anyio.to_thread.run_sync(
-            resize_png, observation.screenshot, scaler.target)
+        scaler, png = await model_screen(observation.screenshot, observation.screen_size,
+                                         (o.display_width or w, o.display_height or h))
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         items: list[dict[str, Any]] = episode.memo.setdefault("input", [])
         pending: list[tuple[str, list[Any]]] = episode.memo.pop("pending", [])
@@ -177,5 +175,5 @@ def _clicks(pixels: float) -> int:
 @register_agent("openai-computer-use", "OpenAI's computer-use model (Responses API, computer_use_preview) "
                 "through the run's LLM client; profile of OSWorld's openai_cua_agent (options: model, ...)")
 def make_openai_cua_agent(options: dict[str, Any]) -> OpenAICUAAgent:
-    parsed, llm = parse_agent_options("openai-computer-use", OpenAICUAOptions, options)
+    parsed, llm = parse_agent_options("openai-computer-use", OpenAICUAOptions, options, drop=RUN_KEYS)
     return OpenAICUAAgent(parsed, llm)

@@ -1,7 +1,9 @@
-"""Option parsing shared by the computer-use agents: the run's keys they ignore, one-line errors."""
+"""An agent's options from the factory's dict: the run's keys it does not take dropped, a preset
+under the user's values, one-line errors naming the option (shared by the built-in agents)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -9,17 +11,18 @@ from pydantic import BaseModel, ValidationError
 from harness.base.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
-# The engine passes these to every agent; computer-use agents act through their tool and see screenshots.
-_RUN_KEYS = ("llm", "max_steps", "action_space", "observation_type")
 
 
-def parse_agent_options(agent: str, model: type[T], options: dict[str, Any]) -> tuple[T, Any]:
-    opts = {k: v for k, v in options.items() if v is not None}
+def parse_agent_options(agent: str, model: type[T], options: Mapping[str, Any], *,
+                        drop: Collection[str] = (), preset: Mapping[str, Any] | None = None) -> tuple[T, Any]:
+    """(parsed options, the run's LLM client) from `options`; keys in `drop` are ignored."""
+    opts = dict(options)
     llm = opts.pop("llm", None)
-    for key in _RUN_KEYS:
+    for key in drop:
         opts.pop(key, None)
+    values = {**(preset or {}), **{k: v for k, v in opts.items() if v is not None}}
     try:
-        return model(**opts), llm
+        return model(**values), llm
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
