@@ -103,3 +103,21 @@ def test_constructor_options_are_checked_before_the_run(tmp_path: Path) -> None:
         build_agent(make_config({**base, "agent": "osworld:scripted_osworld_agent:Nope"}))
     with pytest.raises(ConfigError, match="cannot import"):
         build_agent(make_config({**base, "agent": "osworld:no_such_module_26:Agent"}))
+
+
+def test_a_hung_predict_ends_at_the_task_deadline_and_its_instance_is_not_reused(tmp_path: Path) -> None:
+    suite = write_sim_suite(tmp_path / "suite", tasks=2, steps=1)
+    tasks = [sim_task(i, steps=1) for i in range(2)]
+    plans = {t["instruction"]: {"steps": [[a] for a in t["solution"] if a != "DONE"]} for t in tasks}
+    (tmp_path / "plans.json").write_text(json.dumps(plans))
+    cls = scripted_class()
+    cls.barrier, cls.max_in_predict, cls.seen, cls.instances = None, 0, [], 0
+    run_dir = tmp_path / "run"
+    code = run({"benchmark": str(suite), "agent": NAME, "agent_path": str(AGENTS), "provider": "sim", "model": "m",
+                "concurrency": 1, "run_dir": run_dir, "quiet": True, "task_timeout": 2,
+                "agent_options": {"plans": str(tmp_path / "plans.json"), "settle_s": 0, "eval_settle_s": 0,
+                                  "predict_sleep": 20}})
+    assert code == 0
+    got = results(run_dir)
+    assert all("timeout" in r["error"] for r in got.values()), got
+    assert cls.instances == 2  # the abandoned instance (its thread still sleeping) was not handed to task 2

@@ -10,7 +10,7 @@ calls; a settle wait before the evaluator. traj.jsonl lines carry upstream's key
 (`step_num` is the predict call, so several actions of one call share it) and each screenshot is
 `step_<n>_<timestamp>.png`, so scripts that read OSWorld's results tree read ours.
 
-`predict` is synchronous and does its own HTTP: it runs in worker threads behind one capacity
+`predict` is synchronous and does its own HTTP: it runs in daemon threads behind one capacity
 limiter sized to the run's concurrency, so the loop never waits on it. One instance per task in
 flight (as upstream has one per env process), reused across tasks after `reset`; an instance whose
 call was abandoned by a cancellation (task timeout, Ctrl-C) is dropped, since its thread may still
@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -73,9 +74,8 @@ class OSWorldAgent:
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._limiter is None:  # made on the loop that uses it
             self._limiter = anyio.CapacityLimiter(self.threads)
-        # abandon_on_cancel: a task deadline or Ctrl-C must not wait for a predict that hangs.
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter,
-                                              abandon_on_cancel=True)
+        async with self._limiter:
+            return await run_in_daemon_thread(functools.partial(fn, *args, **kwargs))
 
     async def _checkout(self) -> Any:
         if self._idle:
@@ -189,6 +189,33 @@ class OSWorldAgent:
             terminal = await env.sandbox.guest.terminal()
         return {"screenshot": obs.screenshot, "accessibility_tree": obs.accessibility_tree if self.accessibility else None,
                 "terminal": terminal, "instruction": instruction}
+
+
+async def run_in_daemon_thread(fn: Callable[[], Any]) -> Any:
+    """`fn()` in a new daemon thread; cancelling the caller stops the wait, not the thread.
+
+    Not anyio's worker threads: those are joined at interpreter exit, so a predict stuck in its own
+    HTTP call (no timeout) would keep the finished run's process alive. A daemon thread dies with
+    it. A thread per call costs ~0.1 ms next to a predict's seconds."""
+    done = anyio.Event()
+    box: dict[str, Any] = {}
+    token = anyio.lowlevel.current_token()
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the waiting task, raised there
+            box["error"] = e
+        try:
+            anyio.from_thread.run_sync(done.set, token=token)
+        except Exception:  # the loop is gone or closing (the caller was cancelled): nobody waits
+            pass
+
+    threading.Thread(target=work, name="osworld-agent", daemon=True).start()
+    await done.wait()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def reset_arguments(reset: Callable[..., Any], logger: logging.Logger, *, vm_ip: str | None) -> tuple[list[Any], dict[str, Any]]:
