@@ -73,13 +73,16 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             values.update(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
-    for key in ("benchmark", "agent", "agent_path", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
+    for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "record", "sim_latency_ms", "sandbox_network", "proxy",
+                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
                 "ray"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
+    for key in ("agent_path", "record"):  # issue 26 (kept apart from the list above to merge cleanly)
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
     options = _agent_options(getattr(args, "agent_option", []) or [])
     if options:
         values["agent_options"] = {**values.get("agent_options", {}), **options}
