@@ -53,7 +53,9 @@ class Episode:
     instruction: str
     max_steps: int
     step: int = 0  # calls of `step` made so far in this attempt
-    history: list[tuple[Decision, Observation | None]] = field(default_factory=list)  # (decision, screen after)
+    # Earlier decisions of this attempt; screenshots are not kept (at hundreds of tasks in flight they
+    # would add up): an agent that wants them keeps what it needs in `memo`.
+    history: list[Decision] = field(default_factory=list)
     memo: dict[str, Any] = field(default_factory=dict)  # the agent's own per-task state
 
 
@@ -99,7 +101,6 @@ class StepAgentRunner:
             outcome.prompt_tokens += decision.prompt_tokens
             outcome.completion_tokens += decision.completion_tokens
             outcome.cost_usd += decision.cost_usd
-            after: Observation | None = None
             tokens = decision.prompt_tokens + decision.completion_tokens
             for index, action in enumerate(decision.actions):
                 info = {**decision.info, "call": episode.step, "action_index": index}
@@ -107,19 +108,19 @@ class StepAgentRunner:
                     plan(action)
                 except ActionError as e:
                     outcome.extra["step_errors"].append(f"call {episode.step}: {e}")
-                    _, after = await env.step("WAIT", response=decision.response, reasoning=decision.reasoning,
+                    await env.step("WAIT", response=decision.response, reasoning=decision.reasoning,
                                               tokens=tokens, info={**info, "action_error": str(e), "proposed": action})
                     outcome.actions.append("WAIT")
                     outcome.steps += 1
                     break
-                _, after = await env.step(action, response=decision.response, reasoning=decision.reasoning,
+                await env.step(action, response=decision.response, reasoning=decision.reasoning,
                                           tokens=tokens, info=info)
                 tokens = 0  # the call's tokens go on its first action only
                 outcome.actions.append(action)
                 outcome.steps += 1
                 if special_of(action) in ("DONE", "FAIL"):
-                    episode.history.append((decision, after))
+                    episode.history.append(decision)
                     return outcome
-            episode.history.append((decision, after))
+            episode.history.append(decision)
             obs = await env.observe()
         return outcome
