@@ -56,7 +56,8 @@ class RunConfig(BaseModel):
                                   "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
-                                                       "'bridge' only for tasks that need the internet")
+                                                       "'bridge' only for tasks that need the internet (the "
+                                                       "sandboxes' own network, inter-container traffic off)")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "

@@ -13,7 +13,7 @@ import aiodocker
 import pytest
 
 from harness.base.errors import SandboxError
-from vm.docker import LABEL_PROVIDER, DockerProvider, DockerSandbox, DockerSettings
+from vm.docker import LABEL_PROVIDER, LABEL_RUN, DockerProvider, DockerSandbox, DockerSettings, gc_containers
 
 pytestmark = pytest.mark.docker
 
@@ -23,7 +23,8 @@ FIND_TOKEN = r"""
 import glob, os, sys
 token = sys.argv[1] + sys.argv[2]  # in two halves: our own command line must not match
 found, denied = [], []
-for path in glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline"):
+for path in glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/task/[0-9]*/environ") + \
+        glob.glob("/proc/[0-9]*/cmdline"):
     try:
         with open(path, "rb") as f:
             if token.encode() in f.read():
@@ -78,6 +79,13 @@ async def test_the_agents_user_cannot_read_the_guest_token(desktop: DockerSandbo
     environ = await desktop.run(["cat", f"/proc/{guest_pid}/environ"])
     assert environ.returncode != 0 and "Permission denied" in environ.error
     assert token not in environ.output
+    # The guest's AT-SPI thread has user's ids (user.py); its memory must stay closed all the same.
+    await desktop.observe()
+    threads = await desktop.run(["sh", "-c", f"grep -H ^Uid: /proc/{guest_pid}/task/*/status"])
+    user_threads = [line.split("/")[4] for line in threads.output.splitlines() if line.split()[1] == "1000"]
+    assert len(user_threads) == 1, threads.output
+    mem = await desktop.run(["python3", "-c", f"open('/proc/{guest_pid}/task/{user_threads[0]}/mem', 'rb').read(1)"])
+    assert mem.returncode != 0 and "PermissionError" in mem.error, mem
     search = await desktop.run(["python3", "-c", FIND_TOKEN, token[:8], token[8:]], timeout=60)
     assert search.returncode == 0, search.error
     assert "FOUND []" in search.output, search.output
@@ -119,3 +127,17 @@ async def test_bridge_sandboxes_share_a_network_of_their_own_with_inter_containe
             assert len(net["Containers"]) == 2
         left = await docker.networks.list(filters={"label": [f"{LABEL_PROVIDER}={provider.provider_id}"]})
         assert left == []
+
+
+async def test_gc_removes_the_network_of_a_run_whose_provider_never_closed(desktop_image: str, test_run_id: str):
+    run_id = f"{test_run_id}-netgc"
+    settings = DockerSettings(image=desktop_image, network="bridge", screen_width=640, screen_height=480)
+    provider = DockerProvider(settings, run_id=run_id)
+    async with aiodocker.Docker() as docker:
+        try:
+            await provider.start()
+            assert len(await docker.networks.list(filters={"label": [f"{LABEL_RUN}={run_id}"]})) == 1
+            assert await gc_containers(run_id) == 1  # as `vm gc --run-id` after a crash
+            assert await docker.networks.list(filters={"label": [f"{LABEL_RUN}={run_id}"]}) == []
+        finally:
+            await provider.aclose()
