@@ -10,6 +10,7 @@ traffic off.
 from __future__ import annotations
 
 import aiodocker
+import aiohttp
 import pytest
 
 from harness.base.errors import SandboxError
@@ -141,3 +142,45 @@ async def test_gc_removes_the_network_of_a_run_whose_provider_never_closed(deskt
             assert await docker.networks.list(filters={"label": [f"{LABEL_RUN}={run_id}"]}) == []
         finally:
             await provider.aclose()
+
+
+# A server that answers every request with an empty JSON object, at the guest's socket path.
+FAKE_GUEST = r"""
+import os, socket
+path = "/run/guest/guest.sock"
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o666)
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    c.close()
+"""
+
+
+async def test_a_socket_put_in_the_guests_place_with_sudo_gets_no_host_request(docker_provider: DockerProvider):
+    # OSWorld's `user` has sudo (password `password`): root in the sandbox can move the socket away
+    # and serve its own. The host keeps talking to the socket file the ready guest made.
+    box = await docker_provider.start()
+    try:
+        await box.upload("/tmp/fake_guest.py", FAKE_GUEST.encode())
+        swap = await box.run(
+            "echo password | sudo -S sh -c 'mv /run/guest/guest.sock /run/guest/real.sock "
+            "&& (nohup python3 /tmp/fake_guest.py >/dev/null 2>&1 &)' && sleep 1 && ls /run/guest",
+            shell=True,
+        )
+        assert swap.returncode == 0 and swap.output.split() == ["guest.sock", "real.sock"], swap
+        assert box.guest.socket_path is not None
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=box.guest.socket_path)) as raw:
+            async with raw.get("http://localhost/health") as resp:
+                assert await resp.read() == b"{}"  # a new connection by name reaches the fake
+        # New connections of the sandbox's own client (its pooled ones dropped) reach the guest.
+        if box.guest._session is not None:
+            await box.guest._session.close()
+            box.guest._session = None
+        who = await box.run(["id", "-un"])
+        assert (who.returncode, who.output.strip()) == (0, "user")
+    finally:
+        await docker_provider.stop(box)
