@@ -110,6 +110,44 @@ def spreadsheets(src: Path) -> None:
         _rules_book(src / f"rules_{variant}.xlsx", variant=variant)
 
 
+def _pivot_doc(function: str) -> str:
+    """A flat ODF spreadsheet with a DataPilot (Sheet2) over Sheet1: openpyxl cannot write pivot
+    tables, LibreOffice writes them into the xlsx it converts this to."""
+    rows = [("Region", "Item", "Sales"), ("North", "Pen", 10), ("South", "Pen", 20), ("North", "Ink", 5),
+            ("South", "Ink", 7)]
+
+    def cell(v: object) -> str:
+        if isinstance(v, int):
+            return f'<table:table-cell office:value-type="float" office:value="{v}"><text:p>{v}</text:p></table:table-cell>'
+        return f'<table:table-cell office:value-type="string"><text:p>{v}</text:p></table:table-cell>'
+
+    body = "".join("<table:table-row>" + "".join(cell(v) for v in r) + "</table:table-row>" for r in rows)
+    level = '<table:data-pilot-level table:show-empty="false"/>'
+    fields = "".join(
+        f'<table:data-pilot-field table:source-field-name="{name}" {extra} table:used-hierarchy="-1">{level}'
+        "</table:data-pilot-field>"
+        for name, extra in (("Region", 'table:orientation="row"'),
+                            ("Sales", f'table:orientation="data" table:function="{function}"'),
+                            ("", 'table:is-data-layout-field="true" table:orientation="column"')))
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {ns} office:version="1.3" '
+            'office:mimetype="application/vnd.oasis.opendocument.spreadsheet"><office:body><office:spreadsheet>'
+            f'<table:table table:name="Sheet1">{body}</table:table>'
+            '<table:table table:name="Sheet2"><table:table-row><table:table-cell/></table:table-row></table:table>'
+            '<table:data-pilot-tables><table:data-pilot-table table:name="DataPilot1" '
+            'table:target-range-address="Sheet2.A1:Sheet2.B4">'
+            '<table:source-cell-range table:cell-range-address="Sheet1.A1:Sheet1.C5"/>'
+            f"{fields}</table:data-pilot-table></table:data-pilot-tables>"
+            "</office:spreadsheet></office:body></office:document>\n")
+
+
+def pivots(src: Path) -> None:
+    for name, function in (("pivot_sum", "sum"), ("pivot_sum2", "sum"), ("pivot_count", "count")):
+        (src / f"{name}.fods").write_text(_pivot_doc(function))
+
+
 # Sources also kept as openpyxl wrote them (prefix xl_): its fills are Excel's (bgColor left at its
 # default whatever the colour, where LibreOffice writes a colour-dependent one), and headless
 # LibreOffice drops a sheet's view (freeze panes, zoom) when it converts, so the freeze and zoom
@@ -274,7 +312,7 @@ def main(image: str) -> None:
         src, out = tmp / "in", tmp / "out"
         src.mkdir()
         out.mkdir()
-        builders: list[Callable[[Path], None]] = [spreadsheets, documents, slides, pictures, sounds]
+        builders: list[Callable[[Path], None]] = [spreadsheets, pivots, documents, slides, pictures, sounds]
         for build in builders:
             build(src)
         (src / "fx.scm").write_text(GIMP)
@@ -286,6 +324,7 @@ def main(image: str) -> None:
         _run(image, tmp, " && ".join([
             *(f"soffice --headless --convert-to {ext} --outdir /data/out {_names(src, ext)}"
               for ext in ("xlsx", "docx", "pptx")),
+            f"soffice --headless --convert-to xlsx --outdir /data/out {_names(src, 'fods')}",
             f"soffice --headless --convert-to '{CSV_FILTER}' --outdir /data/out {sheets}",
             f"soffice --headless --convert-to pdf --outdir /data/out {pdfs}",
             f"soffice --headless --convert-to html --outdir /data/out {chapters}",

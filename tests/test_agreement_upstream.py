@@ -214,6 +214,17 @@ def test_chart_rule() -> None:
     assert table("rules_other.xlsx", "rules_gold.xlsx", chart) == 0.0  # lineChart vs barChart
 
 
+def test_pivot_table_rule() -> None:
+    # LibreOffice's pivot tables (DataPilot: rows Region, data Sales). upstream's load_pivot_tables
+    # keys each by cache source (range trimmed past empty fields) and compares the listed props.
+    props = ["name", "show_total", "location", "row_fields", "col_fields", "data_fields", "filter"]
+    pivot = {"type": "pivot_table", "sheet_idx0": "RNSheet2", "sheet_idx1": "ENSheet2", "pivot_props": props}
+    assert table("pivot_sum2.xlsx", "pivot_sum.xlsx", pivot) == 1.0
+    assert table("pivot_count.xlsx", "pivot_sum.xlsx", pivot) == 0.0  # "2;;count;normal" vs "2;;sum;normal"
+    assert table("pivot_count.xlsx", "pivot_sum.xlsx", {**pivot, "pivot_props": ["name", "row_fields"]}) == 1.0
+    assert table("data.xlsx", "pivot_sum.xlsx", {**pivot, "sheet_idx0": 0}) == 0.0  # no pivot: {} vs one
+
+
 def test_sheet_name_and_row_props() -> None:
     assert table("rules_other.xlsx", "rules_gold.xlsx", {"type": "sheet_name"}) == 1.0
     rows = {"type": "row_props", "sheet_idx0": 0, "sheet_idx1": "EI0", "props": ["hidden"]}
