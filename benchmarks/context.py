@@ -49,8 +49,8 @@ class RunContext:
     _cpu: anyio.CapacityLimiter | None = field(default=None, repr=False)
 
     @classmethod
-    def for_suite(cls, suite: Any, *, run_dir: Path, screen_size: tuple[int, int] | None = None,
-                  **kwargs: Any) -> RunContext:
+    def for_run(cls, run_dir: Path, *, screen_size: tuple[int, int] | None = None, **kwargs: Any) -> RunContext:
+        """The context of a run whose scratch folders live under `<run_dir>/.work`."""
         return cls(work_root=Path(run_dir) / ".work", screen_size=screen_size, **kwargs)
 
     @property
@@ -106,9 +106,6 @@ class TaskContext:
     @property
     def assets_dir(self) -> Path | None:
         return getattr(self.task, "assets_dir", None)
-
-    async def ensure_dirs(self) -> None:
-        await anyio.Path(self.work_dir).mkdir(parents=True, exist_ok=True)
 
     def work_path(self, name: str) -> Path:
         """`name` inside the work folder; TaskError if it would escape it."""

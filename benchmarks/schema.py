@@ -310,6 +310,3 @@ class Task(_Open):
     @property
     def infeasible(self) -> bool:
         return self.evaluator.func == "infeasible"
-
-    def setup_types(self) -> list[str]:
-        return [s.type for s in [*self.config, *self.evaluator.postconfig]]

@@ -194,7 +194,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             from benchmarks.context import RunContext
             from benchmarks.downloads import HostFiles
 
-            ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
+            ctx = RunContext.for_run(run_dir, screen_size=(config.screen_width, config.screen_height),
                                        proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
                                                                     max_bytes=config.sandbox_file_limit_mb << 20))
             from benchmarks.setup_steps import run_task_setup

@@ -1,7 +1,7 @@
 """The environment an agent acts in for one attempt: a sandbox plus the recorder of its steps.
 
 Search agents get more through the same object: `fork(path)` (a sandbox at any tree state, see
-harness/state_restore.py), `clean_sandbox()` / `reset_sandbox()` (the home sandbox at the start
+search/mcts/state_restore.py), `clean_sandbox()` / `reset_sandbox()` (the home sandbox at the start
 state, for the final replay), `evaluate()` (the task's evaluator on the home sandbox, for
 upstream's re-replay-on-failure rule), and artifacts (`write_artifact`, `append_artifact`,
 `previous_artifact` for resuming from an unfinished attempt's files).

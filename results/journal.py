@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from harness.base.jsonl import read_jsonl
 from results.atomic import append_bytes, ends_with_newline
 from results.redact import redact
 
@@ -170,19 +171,9 @@ def iter_lines(path: Path) -> Iterator[bytes]:
 
 def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
     """All parseable events, and how many lines were skipped as torn or foreign. Blocking."""
-    events: list[dict[str, Any]] = []
-    skipped = 0
-    for line in iter_lines(path):
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("event"), str):
-            events.append(obj)
-        else:
-            skipped += 1
-    return events, skipped
+    records, skipped = read_jsonl(path)
+    events = [r for r in records if isinstance(r.get("event"), str)]
+    return events, skipped + len(records) - len(events)
 
 
 # Our writer puts ts, event, session first, so a prefix match reads them without parsing the

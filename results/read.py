@@ -76,26 +76,3 @@ def read_run(run_dir: str | os.PathLike[str], *, events: bool = True) -> RunView
     if events:
         view.events, view.skipped_lines = read_events(path / EVENTS)
     return view
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Objects of a JSON-lines file; unparsable lines (a torn last line) are counted, not fatal."""
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return [], 0
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-        else:
-            skipped += 1
-    return out, skipped

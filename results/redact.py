@@ -7,7 +7,7 @@ from typing import Any
 
 MASK = "***"
 
-# Field names that hold secrets. Substring match, as broad as the rule in DESIGN.md: a false
+# Field names that hold secrets. Substring match, as broad as "no key in logs or results": a false
 # positive ("keyboard") only hides a harmless value, a false negative would leak a key.
 _SECRET_NAME = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.IGNORECASE)
 

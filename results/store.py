@@ -182,9 +182,6 @@ class RunStore:
         self.journal.emit("tasks_planned", count=len(self._planned), tasks=[list(k) for k in self._planned])
         return [task for task, key in zip(tasks, keys, strict=True) if key not in self._results]
 
-    def is_finished(self, domain: str, task_id: str) -> bool:
-        return (domain, task_id) in self._results
-
     def result(self, domain: str, task_id: str) -> dict[str, Any] | None:
         return self._results.get((domain, task_id))
 

@@ -11,17 +11,6 @@ from vm.types import ExecResult, Observation, Sandbox
 
 
 @dataclass(slots=True)
-class StepRecord:
-    """One executed step, as the run store and the report see it."""
-
-    action: Any
-    response: str = ""
-    reasoning: str = ""
-    tokens: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class Outcome:
     """What an agent hands back: the actions it took (the evaluator reads the last one)."""
 

@@ -54,7 +54,7 @@ async def test_a_docker_rmcts_run_exports_its_backtrack_with_real_screens_and_pa
                 async with SandboxPool(provider, capacity=3, max_starting=2) as pool:
                     agent = make_agent("rmcts", {"llm": llm, "observation_type": "screenshot_a11y_tree",
                                                  "max_steps": 6, "iterations": 10})
-                    ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=screen)
+                    ctx = RunContext.for_run(run_dir, screen_size=screen)
                     await Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
                                  unsupported=unsupported_features, context=ctx).run()
             finally:

@@ -112,7 +112,7 @@ async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scor
                 async with SandboxPool(provider, capacity=3, max_starting=2) as pool:
                     agent = make_agent("rmcts", {"llm": llm, "observation_type": "screenshot_a11y_tree",
                                                  "max_steps": 6, "iterations": 10})
-                    ctx = RunContext.for_suite(suite, run_dir=run_dir,
+                    ctx = RunContext.for_run(run_dir,
                                                screen_size=(docker_settings.screen_width, docker_settings.screen_height))
                     engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
                                     unsupported=unsupported_features, context=ctx)

@@ -9,8 +9,9 @@ from pathlib import Path
 import anyio
 from mcts_rig import ScriptedModel, run_suite, search_log, tree_json, write_suite
 
+from harness.base.jsonl import parse_jsonl
 from harness.llm.sim import SimConfig, SimServer
-from search.mcts.persist import parse_lines, rebuild
+from search.mcts.persist import rebuild
 from search.mcts.tree import Tree
 
 TASK = "sim-00001"
@@ -57,7 +58,7 @@ async def test_rebuilding_a_log_gives_back_the_same_tree_and_tolerates_a_torn_la
     data = (run_dir / "sim" / TASK / "search.jsonl").read_bytes()
     saved = {n["id"]: n for n in tree_json(run_dir, TASK)["nodes"]}
     tree = Tree()
-    state = rebuild(tree, parse_lines(data + b'{"event": "iteration", "i": 9'), {}, with_image=False)
+    state = rebuild(tree, parse_jsonl(data + b'{"event": "iteration", "i": 9')[0], {}, with_image=False)
     assert state.stop is not None and state.stop["reason"] == "early_stop"
     assert set(tree.nodes) == set(saved)
     for node_id, node in tree.nodes.items():

@@ -286,11 +286,6 @@ class GuestClient:
         """
         return await self._exec_like("/execute", {"command": command, "shell": shell, "timeout": timeout}, timeout)
 
-    async def setup_execute(self, command: str | list[str], *, shell: bool = False, timeout: float = 120.0) -> ExecResult:
-        return await self._exec_like(
-            "/setup/execute", {"command": command, "shell": shell, "timeout": timeout}, timeout
-        )
-
     async def run_bash_script(self, script: str, *, timeout: float = 100.0, working_dir: str | None = None) -> ExecResult:
         body: dict[str, Any] = {"script": script, "timeout": timeout}
         if working_dir is not None:

@@ -77,7 +77,7 @@ async def run_sim(suite: Path, run_dir: Path, url: str, agent: str, *, concurren
             async with SandboxPool(SimProvider(screen_size=(1280, 720), latency=latency), capacity=capacity) as pool:
                 made = make_agent(agent, {"llm": llm, "observation_type": observation_type, "max_steps": max_steps,
                                           **(options or {})})
-                ctx = RunContext.for_suite(loaded, run_dir=run_dir, screen_size=(1280, 720))
+                ctx = RunContext.for_run(run_dir, screen_size=(1280, 720))
                 engine = Engine(config, loaded.tasks, store, pool, made, setup=run_task_setup, evaluate=evaluate,
                                 unsupported=unsupported_features, context=ctx)
                 await engine.run()

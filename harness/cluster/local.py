@@ -72,10 +72,6 @@ class LocalCluster:
         """The cluster's Ray session folder (its logs are in `logs/`)."""
         return str(self._cluster.head_node.get_session_dir_path())
 
-    @property
-    def head_node_id(self) -> str:
-        return str(self._cluster.head_node.node_id)
-
     def add_node(self, resources: dict[str, float] | None = None, *, cpus: int | None = None) -> str:
         """Start one more node with `resources`; returns its node id once it is alive."""
         node = self._cluster.add_node(wait=True, **_node_args(resources, cpus or self.cpus_per_node))

@@ -158,7 +158,7 @@ class SandboxWorker:
         self._pool = pool
         scratch = Path(tempfile.mkdtemp(prefix=f"cua-worker-{spec['run_id']}-"))
         stack.callback(lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
-        self._ctx = RunContext.for_suite(suite, run_dir=scratch, screen_size=(config.screen_width, config.screen_height),
+        self._ctx = RunContext.for_run(scratch, screen_size=(config.screen_width, config.screen_height),
                                          proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
                                                                       max_bytes=config.sandbox_file_limit_mb << 20))
         self._runner = LocalAttemptRunner(config, pool, agent, setup=run_task_setup, evaluate=evaluate,

@@ -109,9 +109,3 @@ def prompt_tokens(messages: Iterable[Message]) -> int:
     for message in messages:
         total += _PER_MESSAGE + _content_tokens(message.get("content"))
     return total
-
-
-def request_tokens(messages: Iterable[Message], *, n: int, max_tokens: int | None, default_completion: int) -> int:
-    """What a provider's token/min limiter charges up front: prompt + n * max completion."""
-    completion = max_tokens if max_tokens is not None else default_completion
-    return prompt_tokens(messages) + n * completion

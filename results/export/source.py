@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 
 from harness.base.errors import ConfigError
+from harness.base.jsonl import parse_jsonl, read_jsonl
 from results.layout import ATTEMPTS, RUN_JSON, TRAJ, TaskKey
-from results.read import read_jsonl
 from results.redact import MASK
 from results.resume import read_result, task_dirs
-from search.mcts.persist import SEARCH_LOG, TREE_FILE, parse_lines
+from search.mcts.persist import SEARCH_LOG, TREE_FILE
 
 DEFAULT_HISTORY = 3  # the agents' max_trajectory_length default
 
@@ -117,14 +117,14 @@ class TaskFiles:
         return (self.dir / TREE_FILE).is_file() or (self.dir / SEARCH_LOG).is_file()
 
     def search_log(self) -> list[dict[str, Any]]:
-        """search.jsonl records; a torn line ends the log (as the search's own resume reads it)."""
+        """search.jsonl records; torn lines are skipped (as the search's own resume reads it)."""
         try:
             data = (self.dir / SEARCH_LOG).read_bytes()
         except FileNotFoundError:
             return []
-        out = parse_lines(data)
-        if len(out) < sum(1 for raw in data.splitlines() if raw.strip()):
-            self.notes.append(f"{SEARCH_LOG}: torn line after {len(out)} records; the rest ignored")
+        out, skipped = parse_jsonl(data)
+        if skipped:
+            self.notes.append(f"{SEARCH_LOG}: {skipped} torn line(s) skipped")
         return out
 
     def tree_doc(self) -> dict[str, Any] | None:

@@ -37,9 +37,6 @@ class Point:
     y: float
     kind: str  # click, double, triple, right, middle, down, up, move, drag, scroll
 
-    @property
-    def is_click(self) -> bool:
-        return self.kind not in ("move", "scroll")
 
 
 def _number(node: ast.AST, names: dict[str, float]) -> float | None:

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import orjson
 
+from harness.base.jsonl import read_jsonl
 from results.layout import ATTEMPTS, TRAJ, TaskKey
-from results.read import read_jsonl
 from results.report.pointer import Point, action_points, action_text
 from results.report.tree import Tree, parse_tree
 

@@ -15,8 +15,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from search.mcts.expansion import Candidate
 from search.mcts.tree import Node, Tree, backup
 from search.prompt_agent import PreparedObservation
@@ -50,21 +48,6 @@ class Rebuilt:
     elapsed_s: float = 0.0
     stop: dict[str, Any] | None = None
     screenshots: list[str] | None = None
-
-
-def parse_lines(data: bytes) -> list[dict[str, Any]]:
-    """The log's records; a torn last line (crash mid-append) is dropped."""
-    out = []
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            break
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
 
 
 def _check_children(tree: Tree, children: list[dict[str, Any]] | None) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import orjson
 
+from harness.base.jsonl import parse_jsonl
 from search.mcts.expansion import branching_factor, samples_for
 from search.mcts.llm_calls import CallMeter
 from search.mcts.memory import reflections_block
@@ -31,7 +32,6 @@ from search.mcts.persist import (
     TREE_FILE,
     add_children,
     children_json,
-    parse_lines,
     rebuild,
     screenshot_name,
 )
@@ -284,7 +284,7 @@ class TreeSearch:
         data = await previous(SEARCH_LOG)
         if not data:
             return None
-        lines = parse_lines(data)
+        lines, _ = parse_jsonl(data)  # a torn last line (crash mid-append) is skipped
         names = sorted({line["screenshot"] for line in lines if line.get("screenshot")})
         shots: dict[str, bytes] = {}
         for name in names:

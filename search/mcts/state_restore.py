@@ -202,9 +202,6 @@ class StateRestore:
         """Sandboxes serving the search now (a borrowed home included)."""
         return len(self._slots)
 
-    def cursors(self) -> list[int]:
-        return [len(s.keys) for s in self._slots]
-
     # -- leases --------------------------------------------------------------------------------------
     @asynccontextmanager
     async def at(self, path: Sequence[Any]) -> AsyncIterator[Lease]:
@@ -388,9 +385,6 @@ class StateRestore:
         self.stats.resets += 1
         self.stats.fresh += 1
         return self._home.box
-
-    def home_released(self) -> bool:
-        return self._home.box is None
 
     async def aclose(self) -> None:
         """Give back every search sandbox (not the home: its owner evaluates and releases it)."""
