@@ -41,24 +41,16 @@ class RunContext:
     home: str = "/home/user"  # relative guest paths are relative to this
     command_timeout: float = 120.0
     step_timeout: float = 900.0  # any one setup step, downloads included
-    getter_timeout: float = 300.0
     now: Callable[[], datetime] | None = None  # clock for rule_relativeTime (tests pin it)
     proxy: str | None = None  # `run --proxy URL`: used by tasks marked proxy: true (benchmarks/proxy.py)
     _setup_dirs: Any = field(default_factory=weakref.WeakKeyDictionary, repr=False)
     _setup_dirs_strong: dict[int, Path] = field(default_factory=dict, repr=False)
-    _cpu: anyio.CapacityLimiter | None = field(default=None, repr=False)
+    scoring: Any = None  # scoring.settings.ScoringSettings: getter deadline, metric threads (scoring's own)
 
     @classmethod
     def for_run(cls, run_dir: Path, *, screen_size: tuple[int, int] | None = None, **kwargs: Any) -> RunContext:
         """The context of a run whose scratch folders live under `<run_dir>/.work`."""
         return cls(work_root=Path(run_dir) / ".work", screen_size=screen_size, **kwargs)
-
-    @property
-    def cpu(self) -> anyio.CapacityLimiter:
-        """Worker threads for office parsing and other blocking metric work."""
-        if self._cpu is None:
-            self._cpu = anyio.CapacityLimiter(4)
-        return self._cpu
 
     async def discard(self, task: Any) -> None:
         """Remove the task's scratch folders (setup and evaluation files fetched for it)."""

@@ -6,12 +6,14 @@ resuming a run directory with a different value is refused.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.base.errors import ConfigError
+from vm import providers
 
 RESULT_KEYS = [
     "benchmark",
@@ -47,7 +49,7 @@ class RunConfig(BaseModel):
     domains: list[str] = Field(default_factory=list)
     tasks: list[str] = Field(default_factory=list)
     test_list: str | None = None
-    provider: Literal["docker", "sim"] = "docker"
+    provider: str = Field("docker", description="sandbox provider: a name of vm.providers.names() or MODULE:ATTR")
     sim_latency_ms: float = Field(0.0, ge=0, description="sim provider: latency of each observe/execute")
     infra_retries: int = Field(2, ge=0, description="fresh-sandbox retries of an attempt after an infrastructure failure")
     screen_width: int = Field(1920, ge=320)
@@ -72,6 +74,14 @@ class RunConfig(BaseModel):
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "
                               "proxy: true (Chrome's --proxy-server, http(s)_proxy for their commands), as OSWorld")
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        try:
+            return providers.check_name(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
     @field_validator("domains", "tasks", mode="before")
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
@@ -90,3 +100,25 @@ def make_config(values: dict[str, Any], *, source: str = "command line") -> RunC
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
         raise ConfigError(f"{source}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
+
+
+def sandbox_settings(config: RunConfig) -> providers.SandboxSettings:
+    """What the run's sandbox provider is made from."""
+    return providers.SandboxSettings(
+        screen_width=config.screen_width, screen_height=config.screen_height, network=config.sandbox_network,
+        max_file_bytes=config.sandbox_file_limit_mb << 20, max_message_bytes=config.sandbox_message_limit_mb << 20,
+        latency_s=config.sim_latency_ms / 1000)
+
+
+def parse_agent_options(pairs: list[str]) -> dict[str, Any]:
+    """`--agent-option KEY=VALUE` pairs; a value is JSON when it parses, else the string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--agent-option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 
+from benchmarks.context import RunContext
+from benchmarks.schema import Task
+from benchmarks.setup_steps import run_task_setup
 from harness.base.errors import HarnessError, SandboxError, TaskError
 from harness.config import RunConfig
 from harness.task_env import SandboxTaskEnv
+from scoring.evaluate import evaluate
+from scoring.result import EvalResult
 from search.agent import Agent, Outcome
 from search.mcts.state_restore import PoolSource
+from vm.types import Guest, Sandbox
 
 log = logging.getLogger("harness.engine")
 
@@ -45,6 +51,44 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"[:500]
 
 
+# The seams of an attempt, as the local runner calls them (benchmarks/setup_steps.py, scoring/evaluate.py).
+SetupFn = Callable[[Task, Guest, RunContext], Awaitable[object]]
+EvaluateFn = Callable[[Task, Guest, Sequence[Any], RunContext], Awaitable[EvalResult]]
+UnsupportedFn = Callable[[Task], list[str]]  # scoring/coverage.py unsupported_features
+
+
+class Pool(Protocol):
+    """Where attempts get their sandboxes (vm/pool.py SandboxPool)."""
+
+    async def acquire(self, *, timeout: float | None = None) -> Sandbox: ...
+
+    async def release(self, sandbox: Sandbox, *, dirty: bool = True) -> None: ...
+
+
+class AttemptFiles(Protocol):
+    """What an attempt writes through: results/attempt.py Attempt, or a cluster worker's stream of it."""
+
+    number: int
+
+    async def record_step(self, step: dict[str, Any], screenshot_png: bytes | None = None) -> int: ...
+
+    async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path: ...
+
+    async def append_jsonl(self, name: str, obj: Any) -> None: ...
+
+
+class ResultStore(Protocol):
+    """What the engine needs of the run store (results/store.py RunStore)."""
+
+    def pending(self, tasks: Sequence[tuple[str, str]]) -> list[tuple[str, str]]: ...
+
+    async def begin_attempt(self, domain: str, task_id: str) -> AttemptFiles: ...
+
+    async def record_infra_failure(self, domain: str, task_id: str, attempt: int, error: str) -> None: ...
+
+    async def record_result(self, domain: str, task_id: str, result: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class AttemptRunner(Protocol):
     """The body of one attempt: sandbox, setup, agent.solve, evaluate -> the result dict.
 
@@ -54,14 +98,14 @@ class AttemptRunner(Protocol):
     harness.cluster.dispatch.RayAttemptRunner runs it on a cluster worker and streams it back.
     """
 
-    async def run(self, task: Any, attempt: Any) -> dict[str, Any]: ...
+    async def run(self, task: Task, attempt: AttemptFiles) -> dict[str, Any]: ...
 
 
 class LocalAttemptRunner:
-    """One attempt on this machine's sandbox pool (the engine's default runner)."""
+    """One attempt on this machine's sandbox pool (built by harness/attempt_stack.py)."""
 
-    def __init__(self, config: RunConfig, pool: Any, agent: Agent, *, setup: Any, evaluate: Any, context: Any,
-                 run_dir: Path | None = None) -> None:
+    def __init__(self, config: RunConfig, pool: Pool, agent: Agent, *, context: RunContext,
+                 run_dir: Path | None = None, setup: SetupFn = run_task_setup, evaluate: EvaluateFn = evaluate) -> None:
         self.config = config
         self.pool = pool
         self.agent = agent
@@ -70,7 +114,7 @@ class LocalAttemptRunner:
         self._evaluate = evaluate
         self._ctx = context
 
-    async def run(self, task: Any, attempt: Any) -> dict[str, Any]:
+    async def run(self, task: Task, attempt: AttemptFiles) -> dict[str, Any]:
         box = await self.pool.acquire()
         # The env owns the sandbox from here: a search agent may swap it for a fresh one (final
         # replay) and fork more from the pool; aclose gives all of them back, on every path.
@@ -92,7 +136,7 @@ class LocalAttemptRunner:
         finally:
             await env.aclose()
 
-    async def _solve_and_score(self, task: Any, env: SandboxTaskEnv) -> dict[str, Any]:
+    async def _solve_and_score(self, task: Task, env: SandboxTaskEnv) -> dict[str, Any]:
         try:
             outcome = await self.agent.solve(task, env)
         except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
@@ -124,20 +168,19 @@ class LocalAttemptRunner:
 
 
 class Engine:
-    def __init__(self, config: RunConfig, tasks: list[Any], store: Any, pool: Any, agent: Agent, *,
-                 setup: Any, evaluate: Any, unsupported: Any, context: Any, llm: Any = None,
-                 runner: AttemptRunner | None = None) -> None:
+    """Runs every pending task of `tasks` through `runner`, at most `config.concurrency` at once.
+
+    `discard(task)`: drop a solved task's scratch files (the runner's RunContext.discard locally;
+    None where the runner's node does it, as cluster workers do)."""
+
+    def __init__(self, config: RunConfig, tasks: Sequence[Task], store: ResultStore, runner: AttemptRunner, *,
+                 unsupported: UnsupportedFn, discard: Callable[[Task], Awaitable[None]] | None = None) -> None:
         self.config = config
         self.tasks = tasks
         self.store = store
-        self.pool = pool
-        self.agent = agent
-        self.llm = llm
+        self.runner = runner
         self._unsupported = unsupported
-        self._ctx = context
-        self.runner: AttemptRunner = runner or LocalAttemptRunner(
-            config, pool, agent, setup=setup, evaluate=evaluate, context=context,
-            run_dir=getattr(store, "run_dir", None))
+        self._discard = discard
         self.stats = EngineStats()
 
     async def run(self) -> EngineStats:
@@ -146,13 +189,13 @@ class Engine:
         pending = [t for t in self.tasks if (t.domain, t.id) in pending_keys]
         self.stats.total = len(self.tasks)
         self.stats.done = len(self.tasks) - len(pending)
-        queue: Iterator[Any] = iter(pending)
+        queue: Iterator[Task] = iter(pending)
         async with anyio.create_task_group() as tg:
             for _ in range(min(self.config.concurrency, len(pending))):
                 tg.start_soon(self._worker, queue)
         return self.stats
 
-    async def _worker(self, queue: Iterator[Any]) -> None:
+    async def _worker(self, queue: Iterator[Task]) -> None:
         for task in queue:  # shared iterator: each task is taken by exactly one worker
             self.stats.in_flight += 1
             try:
@@ -160,7 +203,7 @@ class Engine:
             finally:
                 self.stats.in_flight -= 1
 
-    async def _run_task(self, task: Any) -> None:
+    async def _run_task(self, task: Task) -> None:
         blocked = self._unsupported(task)
         if blocked:
             await self._finish(task, {"score": 0.0, "error": "unsupported: " + ", ".join(blocked),
@@ -186,23 +229,22 @@ class Engine:
             await self._finish(task, result)
             return
 
-    async def _attempt(self, task: Any, attempt: Any) -> dict[str, Any]:
+    async def _attempt(self, task: Task, attempt: AttemptFiles) -> dict[str, Any]:
         # The deadline covers everything the runner waits for (sandbox, setup, agent, evaluator, or
         # a cluster worker and its stream); a runner needs no timeout of its own for the attempt.
         with anyio.fail_after(self.config.task_timeout):
             return await self.runner.run(task, attempt)
 
-    async def _finish(self, task: Any, result: dict[str, Any]) -> None:
+    async def _finish(self, task: Task, result: dict[str, Any]) -> None:
         result.setdefault("error", None)
         result.setdefault("instruction", getattr(task, "instruction", None))
         # Shielded: a task whose result is known must be recorded even while the run is cancelled.
         with anyio.CancelScope(shield=True):
             await self.store.record_result(task.domain, task.id, result)
-            discard = getattr(self._ctx, "discard", None)
-            if discard is not None and float(result["score"]) >= 1.0 and not result.get("error"):
+            if self._discard is not None and float(result["score"]) >= 1.0 and not result.get("error"):
                 # A solved task's fetched files answer no question; a failed one keeps them for
                 # debugging (`<run>/.work/<domain>/<task>/`).
-                await discard(task)
+                await self._discard(task)
         self.stats.done += 1
         self.stats.score_sum += float(result["score"])
         if result.get("error"):

@@ -1,4 +1,4 @@
-"""Wires a run together: suite -> run store -> provider/pool -> agent -> engine, plus signals.
+"""Wires a run together: suite -> agent -> run store -> LLM client -> attempt stack -> engine, plus signals.
 
 First SIGINT/SIGTERM: stop starting tasks, cancel in-flight ones, destroy sandboxes, leave a
 resumable run directory, exit 130. Second: exit at once.
@@ -20,10 +20,14 @@ from typing import Any
 
 import anyio
 
+from benchmarks.loader import Suite, load_suite, resolve_benchmark
+from harness.attempt_stack import open_attempt_stack
 from harness.base.errors import ConfigError
 from harness.config import RESULT_KEYS, RunConfig
-from harness.engine import Engine, EngineStats
+from harness.engine import Engine
 from harness.progress import Progress
+from results.store import RunStore
+from scoring.coverage import unsupported_features
 
 log = logging.getLogger("harness.run")
 
@@ -69,21 +73,6 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{bench}-{config.agent.replace(':', '_')}-{stamp}"
 
 
-def make_provider(config: RunConfig, run_id: str) -> Any:
-    if config.provider == "sim":
-        from vm.sim import SimLatency, SimProvider
-
-        lat = config.sim_latency_ms / 1000
-        return SimProvider(run_id=run_id, screen_size=(config.screen_width, config.screen_height),
-                           latency=SimLatency(start=lat, observe=lat, execute=lat))
-    from vm.docker import DockerProvider, DockerSettings
-
-    settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height,
-                              network=config.sandbox_network, max_file_bytes=config.sandbox_file_limit_mb << 20,
-                              max_message_bytes=config.sandbox_message_limit_mb << 20)
-    return DockerProvider(settings, run_id=run_id)
-
-
 async def _watch_signals(scope: anyio.CancelScope, flags: dict[str, bool]) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
@@ -97,25 +86,9 @@ async def _watch_signals(scope: anyio.CancelScope, flags: dict[str, bool]) -> No
 
 
 async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
-    from benchmarks.loader import load_suite, resolve_benchmark
-    from results.store import RunStore
-    from scoring.coverage import unsupported_features
-    from vm.pool import SandboxPool
-
-    suite_path = resolve_benchmark(config.benchmark)
-    # Thousands of task files: read them off the loop (the loop lag sampler of `bench engine` saw it).
-    suite = await anyio.to_thread.run_sync(functools.partial(
-        load_suite, suite_path, test_list=config.test_list, domains=config.domains or None,
-        ids=config.tasks or None, errors="collect"))
-    for bad in suite.errors:
-        print(f"error: {bad}", file=sys.stderr)
-    if not suite.tasks:
-        raise ConfigError(f"--benchmark {config.benchmark}: no tasks selected (domains={config.domains}, tasks={config.tasks})")
-    if config.tasks:
-        missing = sorted(set(config.tasks) - {t.id for t in suite.tasks})
-        if missing:
-            raise ConfigError(f"--tasks: no such task id in {suite_path}: {', '.join(missing)}")
-
+    """A run: select the tasks, build the agent, open the run directory and the LLM client, open
+    what runs attempts (here, or on a cluster), let the engine work through the pending tasks."""
+    suite_path, suite = await _select_tasks(config)
     if config.ray:  # a bad cluster address is one line before the run directory is touched
         from harness.cluster.connect import check_target
 
@@ -125,88 +98,38 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     # The agent is built before the run directory is touched: a bad option (say a prompts file that
     # does not parse) stops the run with one line and leaves nothing behind. Its LLM client comes later.
     agent = build_run_agent(config)
-    describe = getattr(agent, "describe", None)
-    agent_info = describe() if callable(describe) else None
     flags: dict[str, bool] = {}
-    stats = EngineStats()
     async with AsyncExitStack() as stack:
-        recorded = config.model_dump(mode="json")
-        if config.ray and "concurrency" not in config.model_fields_set:
-            # Sized by the cluster's slots when it starts (below): not recorded, so a resume on a
-            # bigger cluster uses all of it instead of the first session's number.
-            del recorded["concurrency"]
-        store = await RunStore.open(run_dir, recorded, result_keys=RESULT_KEYS, agent_info=agent_info)
-
-        async def close_store() -> None:
-            with anyio.CancelScope(shield=True):
-                await store.aclose(reason="interrupted" if flags.get("interrupted") else "finished")
-
-        stack.push_async_callback(close_store)
-        llm = None
-        if _needs_llm(config, agent) and not config.ray:  # cluster workers lease theirs
-            from harness.llm.client import LLMClient
-
-            # The response cache lives in the run directory: resume replays what was paid for.
-            llm = LLMClient.from_config(config.providers_file, cache_path=Path(config.llm_cache or Path(run_dir) / "llm_cache.sqlite"),
-                                        cache_enabled=config.cache, default_model=config.model)
-            stack.push_async_callback(llm.aclose)
-            await llm.warm()
-            # Runs first at exit: each session journals its LLM tallies (the report's usage by model).
-            stack.callback(lambda: store.log("llm_usage", models=llm.stats(tasks=False)["models"]))
-        if llm is not None and hasattr(agent, "llm"):
-            agent.llm = llm
+        store = await _open_store(stack, config, agent, flags)
+        llm = await _open_llm(stack, config, agent, store)
         run_id = f"{run_dir.name}-{secrets.token_hex(3)}"
-        runner = cluster = None
         if config.ray:  # attempts run on cluster workers; this process stays the scheduler and writer
             from harness.cluster.session import open_cluster
 
             cluster = await stack.enter_async_context(open_cluster(
                 config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
-                agent_factory=build_run_agent, provider_factory=make_provider,
-                needs_llm=_needs_llm(config, agent),
+                agent_factory=build_run_agent, needs_llm=_needs_llm(config, agent),
                 # R-MCTS's memory: the file a local run would use, opened once on the head's node.
                 reflections_path=agent.memory_path(run_dir) if getattr(agent, "uses_memory", bool)() else None))
             explicit = "concurrency" in config.model_fields_set
             config = config.model_copy(update={"concurrency": min(config.concurrency, cluster.slots)
                                                if explicit else cluster.slots})
-            pool = ctx = run_task_setup = evaluate = None
-            runner = cluster.runner
+            engine = Engine(config, suite.tasks, store, cluster.runner, unsupported=unsupported_features)
+            pool_stats = cluster.stats
         else:
-            if config.provider == "docker":
-                from vm.image.build import ensure_image
+            from vm.image.build import ensure_image
 
-                await ensure_image()  # builds only when the image for this build context is missing
-            provider = make_provider(config, run_id)
-            if hasattr(provider, "aclose"):
-                stack.push_async_callback(provider.aclose)
-            # Leftovers of a crashed earlier run are removed before we start new ones; a live
-            # concurrent run's sandboxes are not (their owner process is alive).
-            removed = await provider.gc(run_id=None, stale_only=True)
-            if removed:
-                log.info("removed %d leftover sandbox(es) from an earlier run", removed)
-            pool = await stack.enter_async_context(
-                SandboxPool(provider, capacity=max(config.sandboxes or 0, config.concurrency),
-                            # Starts are CPU-bound on the host: more in flight than cores made each slower
-                            # (a provider whose starts are not, like sim, says how many it takes).
-                            max_starting=getattr(provider, "max_starting", None)
-                            or max(1, min(os.cpu_count() or 2, config.concurrency)),
-                            warm=config.concurrency))
-            from benchmarks.context import RunContext
-            from benchmarks.downloads import HostFiles
-
-            ctx = RunContext.for_run(run_dir, screen_size=(config.screen_width, config.screen_height),
-                                       proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
-                                                                    max_bytes=config.sandbox_file_limit_mb << 20))
-            from benchmarks.setup_steps import run_task_setup
-            from scoring import evaluate
-
-        engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
-                        unsupported=unsupported_features, context=ctx, runner=runner)
+            attempts = await open_attempt_stack(
+                stack, config, agent, run_id=run_id, work_dir=run_dir, gc_run_id=None,
+                capacity=max(config.sandboxes or 0, config.concurrency), warm=config.concurrency,
+                image_ready=ensure_image)  # builds only when the image for this build context is missing
+            engine = Engine(config, suite.tasks, store, attempts.runner, unsupported=unsupported_features,
+                            discard=attempts.context.discard)
+            cluster, pool_stats = None, lambda: attempts.pool.stats().as_dict()
         # What exists now (modules, the suite, clients) lives for the whole run: keep it out of the
         # collector's full passes, which otherwise stall the loop ~100 ms each at 256 sessions.
         gc.freeze()
-        stats = engine.stats
-        progress = Progress(stats, pool_stats=cluster.stats if cluster else lambda: pool.stats().as_dict(),
+        progress = Progress(engine.stats, pool_stats=pool_stats,
                             llm_stats=(lambda: _llm_progress(llm)) if llm else None, quiet=config.quiet)
         print(f"run directory: {run_dir}", flush=True)
         async with anyio.create_task_group() as tg:
@@ -225,6 +148,63 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     if flags.get("interrupted"):
         return EXIT_INTERRUPTED
     return 1 if suite.errors else 0
+
+
+async def _select_tasks(config: RunConfig) -> tuple[Path, Suite]:
+    """The suite's selected tasks; its unloadable files are printed (and make the exit code 1)."""
+    suite_path = resolve_benchmark(config.benchmark)
+    # Thousands of task files: read them off the loop (the loop lag sampler of `bench engine` saw it).
+    suite = await anyio.to_thread.run_sync(functools.partial(
+        load_suite, suite_path, test_list=config.test_list, domains=config.domains or None,
+        ids=config.tasks or None, errors="collect"))
+    for bad in suite.errors:
+        print(f"error: {bad}", file=sys.stderr)
+    if not suite.tasks:
+        raise ConfigError(f"--benchmark {config.benchmark}: no tasks selected (domains={config.domains}, tasks={config.tasks})")
+    if config.tasks:
+        missing = sorted(set(config.tasks) - {t.id for t in suite.tasks})
+        if missing:
+            raise ConfigError(f"--tasks: no such task id in {suite_path}: {', '.join(missing)}")
+    return suite_path, suite
+
+
+async def _open_store(stack: AsyncExitStack, config: RunConfig, agent: Any, flags: dict[str, bool]) -> RunStore:
+    """The run directory (a new one, or the same config's to resume), closed on every path."""
+    assert config.run_dir is not None
+    describe = getattr(agent, "describe", None)
+    recorded = config.model_dump(mode="json")
+    if config.ray and "concurrency" not in config.model_fields_set:
+        # Sized by the cluster's slots when it starts: not recorded, so a resume on a bigger
+        # cluster uses all of it instead of the first session's number.
+        del recorded["concurrency"]
+    store = await RunStore.open(config.run_dir, recorded, result_keys=RESULT_KEYS,
+                                agent_info=describe() if callable(describe) else None)
+
+    async def close_store() -> None:
+        with anyio.CancelScope(shield=True):
+            await store.aclose(reason="interrupted" if flags.get("interrupted") else "finished")
+
+    stack.push_async_callback(close_store)
+    return store
+
+
+async def _open_llm(stack: AsyncExitStack, config: RunConfig, agent: Any, store: RunStore) -> Any:
+    """The agent's LLM client, or None (model-free agents; cluster workers lease their own)."""
+    if not _needs_llm(config, agent) or config.ray:
+        return None
+    from harness.llm.client import LLMClient
+
+    assert config.run_dir is not None
+    # The response cache lives in the run directory: resume replays what was paid for.
+    llm = LLMClient.from_config(config.providers_file, cache_path=Path(config.llm_cache or config.run_dir / "llm_cache.sqlite"),
+                                cache_enabled=config.cache, default_model=config.model)
+    stack.push_async_callback(llm.aclose)
+    await llm.warm()
+    # Runs first at exit: each session journals its LLM tallies (the report's usage by model).
+    stack.callback(lambda: store.log("llm_usage", models=llm.stats(tasks=False)["models"]))
+    if hasattr(agent, "llm"):
+        agent.llm = llm
+    return llm
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, *, interrupted: bool) -> None:

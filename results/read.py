@@ -16,8 +16,9 @@ import orjson
 from harness.base.errors import ConfigError
 from results.journal import read_events, scan_journal
 from results.layout import EVENTS, RUN_JSON, SUMMARY, TaskKey
-from results.resume import moved_attempts, scan_results, task_dirs
+from results.resume import scan_results, task_dirs
 from results.summary import summarize
+from results.task_folder import moved_attempts
 
 
 @dataclass

@@ -17,8 +17,9 @@ from harness.base.errors import ConfigError
 from results.atomic import clean_temp_files, dump_json, fsync_dir, is_temp_name, write_atomic
 from results.journal import JournalScan, scan_journal
 from results.layout import EVENTS, LOCK, RUN_JSON, TaskKey
-from results.resume import repair_result_txt, results_in, task_dirs
+from results.resume import results_in, task_dirs
 from results.runinfo import build_run_json, compare, git_commit
+from results.task_folder import repair_result_txt
 
 
 @dataclass

@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from harness.base.group_commit import Batch, GroupCommit
 from results.atomic import append_bytes, write_atomic
-from results.resume import create_task_dir, write_marker, write_result
+from results.task_folder import create_task_dir, write_marker, write_result
 
 
 @dataclass(slots=True)

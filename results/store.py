@@ -28,17 +28,12 @@ from results.attempt import Attempt
 from results.journal import Journal
 from results.layout import EVENTS, SUMMARY, TaskKey, check_component, task_dir
 from results.redact import redact, redact_text
-from results.resume import (
-    DuplicateResultError,
-    attempt_marker_bytes,
-    prepare_attempt,
-    read_result,
-    scan_results,
-)
+from results.resume import DuplicateResultError, prepare_attempt, scan_results
 from results.rundir import Opened, open_run_dir
 from results.runinfo import harness_version
 from results.stepwriter import StepJob, StepWriter
 from results.summary import summarize
+from results.task_folder import attempt_marker_bytes, read_result
 
 __all__ = ["DuplicateResultError", "RunStore"]
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from harness.base.errors import HarnessError, SandboxError, TaskError
 from scoring.badinput import BadInput, as_paths, describe, is_bad_input
 from scoring.registry import get_getter, get_metric
 from scoring.result import EvalResult, MetricDetail, as_score, preview
+from scoring.settings import settings_of
 from vm.types import Guest
 
 log = logging.getLogger("scoring.evaluate")
@@ -62,10 +63,10 @@ async def fetch_state(spec: GetterSpec, guest: Guest, ctx: TaskContext) -> Any:
     """Run one getter; NothingFound when it finds nothing, SandboxError on infrastructure trouble."""
     entry = get_getter(spec.type)
     try:
-        with anyio.fail_after(ctx.run.getter_timeout):
+        with anyio.fail_after(settings_of(ctx.run).getter_timeout):
             value = await entry.fn(guest, spec, ctx)
     except TimeoutError as e:
-        why = f"getter {spec.type}: no result within {ctx.run.getter_timeout:g} s"
+        why = f"getter {spec.type}: no result within {settings_of(ctx.run).getter_timeout:g} s"
         if not await _guest_answers(guest):
             raise SandboxError(f"{why}; the guest does not answer") from e
         raise NothingFound(f"{why} (the guest answers: the state the agent left blocks it)") from e
@@ -116,7 +117,7 @@ async def score_metric(spec: MetricSpec, guest: Guest, ctx: TaskContext) -> Metr
         return detail
     call = functools.partial(entry.fn, *args, **spec.options)
     try:
-        raw = await anyio.to_thread.run_sync(call, limiter=ctx.run.cpu)
+        raw = await anyio.to_thread.run_sync(call, limiter=settings_of(ctx.run).cpu)
     except HarnessError:
         raise
     except Exception as e:

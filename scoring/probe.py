@@ -18,7 +18,8 @@ import logging
 import re
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from benchmarks.schema import Task
 from benchmarks.setup_steps import run_setup, substitute
 from benchmarks.task_apps import command_words
 from harness.base.errors import HarnessError, SandboxError
-from vm.pool import on_fresh_sandbox
+from vm.pool import SandboxPool, on_fresh_sandbox
 from vm.types import ExecResult, Guest
 
 log = logging.getLogger("scoring.probe")
@@ -210,3 +211,18 @@ def probe_context(work_root: Any, *, screen_size: tuple[int, int] | None = None)
     # A probe never downloads: only offline-ready tasks are probed, and this makes sure of it.
     return RunContext(work_root=work_root, screen_size=screen_size, step_timeout=SETUP_STEP_TIMEOUT, command_timeout=60.0,
                       downloads=HostFiles(offline=True))
+
+
+@asynccontextmanager
+async def probe_pool(concurrency: int, *, purpose: str) -> AsyncIterator[SandboxPool]:
+    """Fresh sandboxes of the built image (network "none": a probe never reaches the internet),
+    at most `concurrency` alive; `purpose` names the run id's prefix (`vm gc` shows it)."""
+    import secrets
+
+    from vm.docker import DockerProvider, DockerSettings
+    from vm.image.build import ensure_image
+
+    image = await ensure_image()
+    async with DockerProvider(DockerSettings(image=image), run_id=f"{purpose}-{secrets.token_hex(3)}") as provider, \
+            SandboxPool(provider, capacity=concurrency, warm=0) as pool:
+        yield pool

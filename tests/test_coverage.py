@@ -20,11 +20,10 @@ from benchmarks.setup_steps import run_task_setup
 from benchmarks.task_apps import ANY_LIBREOFFICE, BASE_DESKTOP, app_key, apps_of
 from benchmarks.task_network import network_needs
 from harness.commands.run import add_run_options, config_from_args
-from harness.commands.tasks import check_suite
-from harness.config import RunConfig
-from harness.runner import make_provider
+from harness.config import RunConfig, sandbox_settings
 from scoring.app_inventory import AppInventory, load_inventory
-from scoring.coverage import assess
+from scoring.coverage import assess, check_suite
+from vm import providers
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "osworld-sample"
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"OSWorld sample not found at {SAMPLE}")
@@ -164,9 +163,9 @@ def _parse(*argv: str) -> RunConfig:
 def test_sandbox_network_maps_to_the_docker_network_mode_and_is_recorded() -> None:
     default = _parse()
     assert default.sandbox_network == "none" and default.proxy is None
-    assert make_provider(default, "r1").profile.network == "none"
+    assert providers.make(default.provider, sandbox_settings(default), "r1").profile.network == "none"
     bridged = _parse("--sandbox-network", "bridge", "--proxy", "http://127.0.0.1:3128")
-    assert make_provider(bridged, "r2").profile.network == "bridge"
+    assert providers.make(bridged.provider, sandbox_settings(bridged), "r2").profile.network == "bridge"
     recorded = bridged.model_dump(mode="json")  # what run.json stores
     assert recorded["sandbox_network"] == "bridge" and recorded["proxy"] == "http://127.0.0.1:3128"
     with pytest.raises(SystemExit):
@@ -180,10 +179,10 @@ def test_sandbox_network_maps_to_the_docker_network_mode_and_is_recorded() -> No
 def test_private_urls_and_sandbox_limits_are_run_options_recorded_in_run_json() -> None:
     default = _parse()
     assert default.allow_private_urls is False
-    assert make_provider(default, "r1").profile.max_file_bytes == 1 << 30
+    assert providers.make(default.provider, sandbox_settings(default), "r1").profile.max_file_bytes == 1 << 30
     allowed = _parse("--allow-private-urls").model_copy(update={"sandbox_file_limit_mb": 10,
                                                                 "sandbox_message_limit_mb": 2})
     recorded = allowed.model_dump(mode="json")  # what run.json stores
     assert recorded["allow_private_urls"] is True and recorded["sandbox_file_limit_mb"] == 10
-    profile = make_provider(allowed, "r2").profile
+    profile = providers.make(allowed.provider, sandbox_settings(allowed), "r2").profile
     assert (profile.max_file_bytes, profile.max_message_bytes) == (10 << 20, 2 << 20)

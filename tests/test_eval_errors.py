@@ -16,6 +16,7 @@ from benchmarks.context import RunContext
 from benchmarks.schema import Task
 from benchmarks.sim_suite import write_sim_suite
 from scoring import evaluate
+from scoring.settings import ScoringSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def _task(evaluator: dict) -> Task:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> RunContext:
-    return RunContext(work_root=tmp_path / "work", getter_timeout=0.5)
+    return RunContext(work_root=tmp_path / "work", scoring=ScoringSettings(getter_timeout=0.5))
 
 
 async def test_getter_timeout_with_a_live_guest_is_a_zero_with_reason_not_infrastructure(ctx: RunContext) -> None:

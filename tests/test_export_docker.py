@@ -26,12 +26,10 @@ async def test_a_docker_rmcts_run_exports_its_backtrack_with_real_screens_and_pa
         docker_settings: Any, test_run_id: str, tmp_path: Path) -> None:
     from benchmarks.context import RunContext
     from benchmarks.loader import load_suite, resolve_benchmark
-    from benchmarks.setup_steps import run_task_setup
     from harness.config import make_config
-    from harness.engine import Engine
+    from harness.engine import Engine, LocalAttemptRunner
     from harness.llm.client import LLMClient
     from results.store import RunStore
-    from scoring import evaluate
     from scoring.coverage import unsupported_features
     from search.agent import make_agent
     from vm.docker import DockerProvider
@@ -55,8 +53,8 @@ async def test_a_docker_rmcts_run_exports_its_backtrack_with_real_screens_and_pa
                     agent = make_agent("rmcts", {"llm": llm, "observation_type": "screenshot_a11y_tree",
                                                  "max_steps": 6, "iterations": 10})
                     ctx = RunContext.for_run(run_dir, screen_size=screen)
-                    await Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
-                                 unsupported=unsupported_features, context=ctx).run()
+                    runner = LocalAttemptRunner(config, pool, agent, context=ctx, run_dir=run_dir)
+                    await Engine(config, suite.tasks, store, runner, unsupported=unsupported_features).run()
             finally:
                 await store.aclose()
     task_dir = run_dir / "os" / TASK

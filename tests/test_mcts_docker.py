@@ -82,12 +82,10 @@ async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scor
         docker_settings: Any, test_run_id: str, tmp_path: Path) -> None:
     from benchmarks.context import RunContext
     from benchmarks.loader import load_suite, resolve_benchmark
-    from benchmarks.setup_steps import run_task_setup
     from harness.config import make_config
-    from harness.engine import Engine
+    from harness.engine import Engine, LocalAttemptRunner
     from harness.llm.client import LLMClient
     from results.store import RunStore
-    from scoring import evaluate
     from scoring.coverage import unsupported_features
     from search.agent import make_agent
     from vm.docker import DockerProvider
@@ -114,8 +112,8 @@ async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scor
                                                  "max_steps": 6, "iterations": 10})
                     ctx = RunContext.for_run(run_dir,
                                                screen_size=(docker_settings.screen_width, docker_settings.screen_height))
-                    engine = Engine(config, suite.tasks, store, pool, agent, setup=run_task_setup, evaluate=evaluate,
-                                    unsupported=unsupported_features, context=ctx)
+                    runner = LocalAttemptRunner(config, pool, agent, context=ctx, run_dir=run_dir)
+                    engine = Engine(config, suite.tasks, store, runner, unsupported=unsupported_features)
                     await engine.run()
                     assert pool.stats().busy == 0
             finally:

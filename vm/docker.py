@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiodocker
 import anyio
@@ -42,6 +42,9 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
 from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES, ExecResult, GuestBacked, Observation, SandboxInfo
+
+if TYPE_CHECKING:
+    from vm.providers import SandboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +249,8 @@ class DockerProvider:
     """
 
     name = "docker"
+    needs_image = True  # the desktop image: built (or checked against the head's) before the first start
+    max_starting: int | None = None  # starts cost host CPU: the pool takes one per core
 
     def __init__(self, profile: ContainerProfile | None = None, *, run_id: str | None = None) -> None:
         self.profile: ContainerProfile = profile or DockerSettings()
@@ -259,6 +264,13 @@ class DockerProvider:
         self._closed = False
         self._network: str | None = None
         self._network_lock = anyio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings, run_id: str) -> DockerProvider:
+        return cls(DockerSettings(image=settings.image, screen_width=settings.screen_width,
+                                  screen_height=settings.screen_height, network=settings.network,
+                                  max_file_bytes=settings.max_file_bytes, max_message_bytes=settings.max_message_bytes),
+                   run_id=run_id)
 
     async def __aenter__(self) -> DockerProvider:
         return self

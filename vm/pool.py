@@ -3,7 +3,8 @@
 Limits (named, visible in `stats()`):
 - `capacity`: sandboxes alive at once (busy + warm + starting + stopping).
 - `max_starting`: provider starts in flight (container creation is the expensive part; on a small
-  host starting everything at once makes every start slow).
+  host starting everything at once makes every start slow; default: the provider's own `max_starting`,
+  else one per core up to `capacity`).
 - `warm`: idle, ready sandboxes kept ahead of demand by a background task.
 
 Reset for reuse = destroy and recreate from the image (docs/design/pool.md says why): `release()`
@@ -20,6 +21,7 @@ holds, on every path: normal exit, error, cancellation, SIGINT (anyio cancels th
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -60,7 +62,7 @@ class SandboxPool:
         self,
         provider: Provider,
         capacity: int,
-        max_starting: int = 2,
+        max_starting: int | None = None,
         warm: int = 0,
         *,
         start_attempts: int = 2,
@@ -69,6 +71,10 @@ class SandboxPool:
     ) -> None:
         if capacity < 1:
             raise ConfigError(f"pool capacity must be >= 1, got {capacity}")
+        if max_starting is None:
+            # Starts are CPU-bound on the host: more in flight than cores made each slower. A
+            # provider whose starts are not (sim) says how many it takes.
+            max_starting = getattr(provider, "max_starting", None) or max(1, min(os.cpu_count() or 2, capacity))
         if max_starting < 1:
             raise ConfigError(f"pool max_starting must be >= 1, got {max_starting}")
         if not 0 <= warm <= capacity:

@@ -20,12 +20,15 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from harness.base.errors import SandboxError
 from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
+
+if TYPE_CHECKING:
+    from vm.providers import SandboxSettings
 
 _SPECIAL = {"WAIT", "DONE", "FAIL"}
 
@@ -317,6 +320,11 @@ class SimProvider:
         self.live: dict[str, SimSandbox] = {}
         self.started = 0
 
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings, run_id: str) -> SimProvider:
+        lat = settings.latency_s
+        return cls(run_id=run_id, screen_size=settings.screen_size, latency=SimLatency(start=lat, observe=lat, execute=lat))
+
     async def start(self) -> SimSandbox:
         COUNTERS.starts += 1
         await _delay(self.latency.start, task=False)  # counted for tasks when a scenario loads
@@ -332,3 +340,7 @@ class SimProvider:
 
     async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
         return 0
+
+    async def aclose(self) -> None:
+        for box in list(self.live.values()):
+            await self.stop(box)

@@ -126,15 +126,24 @@ def _tunnel_of(guest: Any) -> Tunnel:
 
 @runtime_checkable
 class Provider(Protocol):
-    """Starts and stops sandboxes of one kind; `gc` removes leftovers of earlier runs."""
+    """Starts and stops sandboxes of one kind (made by name: vm/providers.py).
+
+    `max_starting`: starts the pool may have in flight, or None for one per host core (starts
+    that cost host CPU, like containers'). `gc` removes leftovers of `run_id` (None: of any run);
+    `stale_only` spares those whose owner process is alive (a concurrent run's). `aclose` stops
+    every sandbox this provider started and frees its clients; it runs on every path.
+    """
 
     name: str
+    max_starting: int | None
 
     async def start(self) -> Sandbox: ...
 
     async def stop(self, sandbox: Sandbox) -> None: ...
 
-    async def gc(self, *, run_id: str | None = None) -> int: ...
+    async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int: ...
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable

@@ -36,8 +36,7 @@ from harness.bench.engine_common import (
     sim_workload,
 )
 from harness.bench.engine_docker import run_docker_bench
-from harness.commands.run import _agent_options
-from harness.config import make_config
+from harness.config import make_config, parse_agent_options
 from harness.runner import execute_run
 from results.resume import scan_results
 from vm import sim
@@ -153,7 +152,7 @@ def _cli(args: argparse.Namespace) -> int:
         sessions=args.sessions, tasks=args.tasks, agent=args.agent, provider=args.provider,
         llm_latency_ms=args.llm_latency_ms, env_latency_ms=args.env_latency_ms, rpm=args.rpm, steps=args.steps,
         max_in_flight=args.max_in_flight, work_dir=args.work_dir, progress=args.progress,
-        sandboxes=args.sandboxes, agent_options=_agent_options(args.agent_option), policy=args.policy,
+        sandboxes=args.sandboxes, agent_options=parse_agent_options(args.agent_option), policy=args.policy,
         keep=not args.clean, benchmark=args.benchmark, domains=domains,
     )
     if args.ray:

@@ -22,16 +22,14 @@ import orjson
 
 from benchmarks.context import RunContext
 from benchmarks.loader import load_suite
-from benchmarks.setup_steps import run_task_setup
 from benchmarks.sim_suite import sim_task
 from harness.base import aio
 from harness.base.errors import HarnessError
 from harness.config import make_config
-from harness.engine import Engine
+from harness.engine import Engine, LocalAttemptRunner
 from harness.llm.client import LLMClient
 from harness.llm.sim import SimConfig, SimServer
 from results.store import RunStore
-from scoring import evaluate
 from scoring.coverage import unsupported_features
 from search.agent import make_agent
 from search.mcts.sim_model import ChainModel
@@ -78,8 +76,8 @@ async def run_sim(suite: Path, run_dir: Path, url: str, agent: str, *, concurren
                 made = make_agent(agent, {"llm": llm, "observation_type": observation_type, "max_steps": max_steps,
                                           **(options or {})})
                 ctx = RunContext.for_run(run_dir, screen_size=(1280, 720))
-                engine = Engine(config, loaded.tasks, store, pool, made, setup=run_task_setup, evaluate=evaluate,
-                                unsupported=unsupported_features, context=ctx)
+                runner = LocalAttemptRunner(config, pool, made, context=ctx, run_dir=run_dir)
+                engine = Engine(config, loaded.tasks, store, runner, unsupported=unsupported_features, discard=ctx.discard)
                 await engine.run()
                 if pool.stats().busy:
                     raise HarnessError(f"{pool.stats().busy} sandbox(es) still out after the run")

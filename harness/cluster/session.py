@@ -24,14 +24,15 @@ from harness.base.errors import ConfigError, HarnessError
 from harness.cluster.actors import kill_quietly
 from harness.config import RunConfig
 from harness.engine import _short
+from vm import providers
 
 log = logging.getLogger("harness.cluster")
 
 RESOURCE = "cua_sandbox"
 WATCH_INTERVAL_S = 1.0
 WORKER_RESTARTS = 3  # per node: a worker that keeps dying on one node is not restarted forever
-SIM_START_TIMEOUT_S = 120.0
-DOCKER_START_TIMEOUT_S = 3900.0  # an image build on the node (vm/image/build.py: up to an hour) + pool warm-up
+START_TIMEOUT_S = 120.0
+IMAGE_START_TIMEOUT_S = 3900.0  # an image build on the node (vm/image/build.py: up to an hour) + pool warm-up
 CLOSE_TIMEOUT_S = 120.0
 
 
@@ -60,8 +61,7 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
-                       agent_factory: Callable[[RunConfig, Any], Any], provider_factory: Callable[..., Any],
-                       needs_llm: bool, reflections_path: Path | None = None) -> AsyncIterator[Cluster]:
+                       agent_factory: Callable[[RunConfig, Any], Any], needs_llm: bool, reflections_path: Path | None = None) -> AsyncIterator[Cluster]:
     assert config.ray
     from harness.cluster.connect import connect
 
@@ -89,7 +89,7 @@ async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_p
         raise ready["error"]
     try:
         async with _session(ready["ray"], config, run_dir=run_dir, run_id=run_id, suite_path=suite_path,
-                            tasks=tasks, agent_factory=agent_factory, provider_factory=provider_factory,
+                            tasks=tasks, agent_factory=agent_factory,
                             needs_llm=needs_llm, reflections_path=reflections_path) as cluster:
             yield cluster
     finally:
@@ -106,7 +106,7 @@ def _local_nodes(value: str) -> int:
 
 @contextlib.asynccontextmanager
 async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
-                   agent_factory: Any, provider_factory: Any, needs_llm: bool,
+                   agent_factory: Any, needs_llm: bool,
                    reflections_path: Path | None) -> AsyncIterator[Cluster]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -122,7 +122,8 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
     suite_ref = await anyio.to_thread.run_sync(ray.put, blob)
     del blob
     image_tag = None
-    if config.provider == "docker":
+    needs_image = providers.kind(config.provider).needs_image
+    if needs_image:  # workers check theirs against the head's build
         from vm.image.build import image_tag as _tag
 
         image_tag = await anyio.to_thread.run_sync(_tag)
@@ -148,13 +149,13 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
             stack.callback(kill_quietly, reflections)
         spec = {"config": config, "suite": [suite_ref], "suite_hash": digest, "run_id": run_id,
                 "task_keys": [(t.domain, t.id) for t in tasks], "image_tag": image_tag,
-                "agent_factory": agent_factory, "provider_factory": provider_factory, "llm_services": services,
+                "agent_factory": agent_factory, "llm_services": services,
                 "reflections": reflections,
                 "sandboxes": None}
         workers = WorkerSet()
         actor_cls = worker_actor_class()
         restarts: dict[str, int] = {}
-        start_timeout = DOCKER_START_TIMEOUT_S if config.provider == "docker" else SIM_START_TIMEOUT_S
+        start_timeout = IMAGE_START_TIMEOUT_S if needs_image else START_TIMEOUT_S
         first = anyio.Event()
         first_pass = anyio.Event()
         failures: list[str] = []

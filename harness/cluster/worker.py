@@ -103,13 +103,10 @@ class SandboxWorker:
                 raise
 
     async def _prepare(self, spec: dict[str, Any], stack: AsyncExitStack) -> None:
-        from benchmarks.context import RunContext
-        from benchmarks.downloads import HostFiles
         from benchmarks.loader import load_suite
-        from benchmarks.setup_steps import run_task_setup
+        from harness.attempt_stack import open_attempt_stack
+        from harness.cluster.image_check import docker_image_check
         from harness.cluster.suite_ship import unpack_suite
-        from scoring import evaluate
-        from vm.pool import SandboxPool
 
         config = spec["config"]
         node = ray.get_runtime_context().get_node_id()
@@ -119,17 +116,6 @@ class SandboxWorker:
         suite = await anyio.to_thread.run_sync(lambda: load_suite(
             suite_path, domains=sorted({d for d, _ in keys}), ids=sorted({i for _, i in keys}), errors="collect"))
         self._tasks = {(t.domain, t.id): t for t in suite.tasks}
-        provider = spec["provider_factory"](config, spec["run_id"])
-        self._provider, self._run_id = provider, spec["run_id"]
-        if hasattr(provider, "aclose"):
-            stack.push_async_callback(provider.aclose)
-        # A worker that died on this node earlier left its containers (their owner process is gone).
-        removed = await provider.gc(run_id=spec["run_id"], stale_only=True)
-        if config.provider == "docker":
-            from harness.cluster.image_check import docker_image_check
-
-            with anyio.fail_after(spec.get("image_timeout_s", 3600)):
-                await docker_image_check(spec["image_tag"], log.warning)
         llm = None
         if spec.get("llm_services") is not None:
             from harness.cluster.llm_services import worker_llm_client
@@ -140,31 +126,28 @@ class SandboxWorker:
             warm = getattr(llm, "warm", None)
             if warm is not None:
                 await warm()
-        # Metric and getter modules load on first use (~1 s of CPU): here, so a worker that says it
-        # is ready runs its first attempts at full speed instead of all nodes importing at once.
-        from scoring.registry import getters, metrics
-
-        await anyio.to_thread.run_sync(lambda: (metrics(), getters()))
         agent = spec["agent_factory"](config, llm)
         if spec.get("reflections") is not None and hasattr(agent, "memory_store"):
             from harness.cluster.reflections import RemoteReflections
 
             agent.memory_store = RemoteReflections(spec["reflections"])  # the head's, shared by all nodes
         slots = int(spec["slots"])
-        pool = await stack.enter_async_context(SandboxPool(
-            provider, capacity=max(slots, int(spec.get("sandboxes") or 0)),
-            max_starting=getattr(provider, "max_starting", None) or max(1, min(os.cpu_count() or 2, slots)),
-            warm=slots))
-        self._pool = pool
         scratch = Path(tempfile.mkdtemp(prefix=f"cua-worker-{spec['run_id']}-"))
         stack.callback(lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
-        self._ctx = RunContext.for_run(scratch, screen_size=(config.screen_width, config.screen_height),
-                                         proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
-                                                                      max_bytes=config.sandbox_file_limit_mb << 20))
-        self._runner = LocalAttemptRunner(config, pool, agent, setup=run_task_setup, evaluate=evaluate,
-                                          context=self._ctx, run_dir=scratch)
+
+        async def image_ready() -> None:
+            with anyio.fail_after(spec.get("image_timeout_s", 3600)):
+                await docker_image_check(spec["image_tag"], log.warning)
+
+        # A worker that died on this node earlier left its containers (their owner process is gone):
+        # collected first, as this run's leftovers.
+        attempts = await open_attempt_stack(
+            stack, config, agent, run_id=spec["run_id"], work_dir=scratch, gc_run_id=spec["run_id"],
+            capacity=max(slots, int(spec.get("sandboxes") or 0)), warm=slots, image_ready=image_ready)
+        self._provider, self._run_id = attempts.provider, spec["run_id"]
+        self._pool, self._ctx, self._runner = attempts.pool, attempts.context, attempts.runner
         self.info = {"node_id": node, "pid": os.getpid(), "slots": slots, "tasks": len(self._tasks),
-                     "leftovers_removed": removed, "prepare_s": round(time.monotonic() - t0, 3),
+                     "leftovers_removed": attempts.leftovers_removed, "prepare_s": round(time.monotonic() - t0, 3),
                      "suite_errors": [str(e) for e in suite.errors][:5]}
 
     async def close(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.base.errors import ConfigError
+from vm import providers
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -26,7 +27,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", action="append", dest="domains", help="only these domains (repeat or comma-separate)")
     p.add_argument("--tasks", help="only these task ids (comma-separated)")
     p.add_argument("--test-list", help="OSWorld test list file ({domain: [ids]})")
-    p.add_argument("--provider", choices=["docker", "sim"])
+    p.add_argument("--provider", help=f"sandbox provider: {' | '.join(providers.names())} (default docker), or "
+                   "MODULE:ATTR of a provider class importable here and on cluster workers")
     p.add_argument("--sim-latency-ms", type=float, help="sim provider: latency of each start/observe/execute")
     p.add_argument("--providers-file", help="LLM providers file")
     p.add_argument("--action-space", choices=["pyautogui", "computer_13"])
@@ -53,21 +55,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress display")
 
 
-def _agent_options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--agent-option {pair!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
-    from harness.config import make_config
+    from harness.config import RunConfig, make_config, parse_agent_options
 
     values: dict[str, Any] = dict(base or {})
     if getattr(args, "config", None):
@@ -75,17 +64,12 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             values.update(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
-    for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
-                "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
-                "ray", "allow_private_urls"):
+    # Every option of the model that the parser has under the same name (flags default to None).
+    for key in RunConfig.model_fields.keys() - {"agent_options"}:
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    for key in ("agent_path", "record"):  # issue 26 (kept apart from the list above to merge cleanly)
-        if getattr(args, key, None) is not None:
-            values[key] = getattr(args, key)
-    options = _agent_options(getattr(args, "agent_option", []) or [])
+    options = parse_agent_options(getattr(args, "agent_option", []) or [])
     if options:
         values["agent_options"] = {**values.get("agent_options", {}), **options}
     if not values.get("benchmark"):

@@ -13,8 +13,6 @@ Tasks not ready are rows with `status: "skipped"` and the reason; files that do 
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
 import tempfile
 import time
@@ -91,11 +89,8 @@ async def validate_suite(path: str | Path, *, test_list: str | None, domains: li
     import functools
 
     from benchmarks.loader import load_suite
-    from harness.commands.tasks import check_suite
-    from scoring.probe import probe_context
-    from vm.docker import DockerProvider, DockerSettings
-    from vm.image.build import ensure_image
-    from vm.pool import SandboxPool
+    from scoring.coverage import check_suite
+    from scoring.probe import probe_context, probe_pool
 
     verdicts = await anyio.to_thread.run_sync(functools.partial(check_suite, path, test_list=test_list, domains=domains))
     suite = await anyio.to_thread.run_sync(functools.partial(load_suite, path, test_list=test_list, domains=domains,
@@ -111,13 +106,10 @@ async def validate_suite(path: str | Path, *, test_list: str | None, domains: li
                                       "score": None, "problems": [] if status == "pending" else list(v["reasons"])}
     runnable = [t for t in suite.tasks if rows.get((t.domain, t.id), {}).get("status") == "pending"]
     if runnable:
-        image = await ensure_image()
         with tempfile.TemporaryDirectory(prefix="cua-validate-") as work:
             run = probe_context(Path(work))
             slots = anyio.Semaphore(concurrency)
-            async with DockerProvider(DockerSettings(image=image), run_id=f"validate-{secrets.token_hex(3)}") as provider, \
-                    SandboxPool(provider, capacity=concurrency, max_starting=max(1, min(os.cpu_count() or 2, concurrency)),
-                                warm=0) as pool, anyio.create_task_group() as tg:
+            async with probe_pool(concurrency, purpose="validate") as pool, anyio.create_task_group() as tg:
                 for task in runnable:
                     tg.start_soon(_one, task, pool, run, slots, rows[task.domain, task.id])
     return list(rows.values())

@@ -20,7 +20,8 @@ from harness.base.errors import ConfigError
 from harness.base.jsonl import parse_jsonl, read_jsonl
 from results.layout import ATTEMPTS, RUN_JSON, TRAJ, TaskKey
 from results.redact import MASK
-from results.resume import read_result, task_dirs
+from results.resume import task_dirs
+from results.task_folder import read_result
 from search.mcts.persist import SEARCH_LOG, TREE_FILE
 
 DEFAULT_HISTORY = 3  # the agents' max_trajectory_length default

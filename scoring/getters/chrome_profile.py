@@ -22,6 +22,7 @@ from benchmarks.context import TaskContext
 from benchmarks.schema import GetterSpec
 from scoring.getters.guest_files import fetch_to_work
 from scoring.registry import getter
+from scoring.settings import settings_of
 from vm.types import Guest
 
 PROFILE = "~/.config/google-chrome"
@@ -46,7 +47,7 @@ async def read_json(guest: Guest, ctx: TaskContext, path: str) -> Any:
     data = await guest.download(ctx.guest_path(path))
     if data is None:
         raise ValueError(f"{path} does not exist in the guest")
-    return await anyio.to_thread.run_sync(orjson.loads, data, limiter=ctx.run.cpu)
+    return await anyio.to_thread.run_sync(orjson.loads, data, limiter=settings_of(ctx.run).cpu)
 
 
 async def _preferences(guest: Guest, ctx: TaskContext) -> dict[str, Any] | None:
@@ -184,7 +185,7 @@ async def bookmarks(guest: Guest, spec: GetterSpec, ctx: TaskContext) -> Any:
     data = await guest.download(ctx.guest_path(BOOKMARKS))
     if not data:
         return []
-    parsed = await anyio.to_thread.run_sync(orjson.loads, data, limiter=ctx.run.cpu)
+    parsed = await anyio.to_thread.run_sync(orjson.loads, data, limiter=settings_of(ctx.run).cpu)
     return parsed.get("roots", {})
 
 
@@ -204,7 +205,7 @@ async def _sqlite_rows(guest: Guest, ctx: TaskContext, relative: str, dest: str,
     if local is None:
         return None
     try:
-        return await anyio.to_thread.run_sync(_query, local, sql, limiter=ctx.run.cpu)
+        return await anyio.to_thread.run_sync(_query, local, sql, limiter=settings_of(ctx.run).cpu)
     except sqlite3.Error:
         return None  # not a database Chrome wrote: upstream returns None too
 
@@ -245,7 +246,7 @@ async def extensions_installed_from_shop(guest: Guest, spec: GetterSpec, ctx: Ta
     result = await guest.execute(["python3", "-c", _LIST_MANIFESTS], timeout=ctx.run.command_timeout)
     if not result.ok:
         return None
-    return await anyio.to_thread.run_sync(json.loads, result.output, limiter=ctx.run.cpu)
+    return await anyio.to_thread.run_sync(json.loads, result.output, limiter=settings_of(ctx.run).cpu)
 
 
 @getter("shortcuts_on_desktop", check=allowed())

@@ -19,6 +19,7 @@ from benchmarks.context import TaskContext
 from benchmarks.schema import GetterSpec
 from scoring.getters.guest_files import fetch_to_work
 from scoring.registry import getter
+from scoring.settings import settings_of
 from vm.types import Guest
 
 
@@ -104,7 +105,7 @@ async def content_from_vm_file(guest: Guest, spec: GetterSpec, ctx: TaskContext)
     local = await fetch_to_work(guest, ctx, path, posixpath.basename(path))
     if local is None:
         return None
-    return await anyio.to_thread.run_sync(last_row_as_strings, local, limiter=ctx.run.cpu)
+    return await anyio.to_thread.run_sync(last_row_as_strings, local, limiter=settings_of(ctx.run).cpu)
 
 
 def _needs(*keys: str):
