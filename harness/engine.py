@@ -163,7 +163,7 @@ class LocalAttemptRunner:
         except Exception as e:  # an evaluator bug must not end the run
             log.exception("task %s/%s: evaluator error", task.domain, task.id)
             return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}", "eval_error": _short(e)}
-        return {**base, "score": float(evaluation.score), "evaluation": evaluation.details,
+        return {**base, "score": float(evaluation.score), "evaluation": evaluation.record(),
                 "eval_error": getattr(evaluation, "eval_error", None)}  # our bug, not the agent's 0
 
 

@@ -32,6 +32,11 @@ class EvalResult:
         """JSON-ready per-metric details (the run store writes these)."""
         return [asdict(m) for m in self.metrics]
 
+    def record(self) -> dict[str, Any]:
+        """The whole evaluation as result.json keeps it: why it scored what it did (`reason`, e.g.
+        "last action FAIL on a feasible task"), how metrics combined (`conj`), each metric's details."""
+        return {"score": self.score, "conj": self.conj, "reason": self.reason, "metrics": self.details}
+
     @property
     def eval_error(self) -> str | None:
         """The evaluation errors of this result's metrics, joined; None when the evaluator worked."""

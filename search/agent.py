@@ -32,8 +32,10 @@ class TaskEnv(Protocol):
     """What the engine gives an agent for one task attempt."""
 
     task: Any  # benchmarks.schema.Task
-    sandbox: Sandbox
     max_steps: int
+
+    @property
+    def sandbox(self) -> Sandbox: ...  # the attempt's sandbox now (a search may swap it for a fresh one)
 
     async def observe(self) -> Observation: ...
 

@@ -54,7 +54,7 @@ def test_metric_bug_is_an_eval_error_in_result_summary_and_report_but_a_corrupt_
     assert bug["score"] == 0.0 and "KeyError" in bug["eval_error"] and "exact_match" in bug["eval_error"]
     corrupt = results["sim-00002"]
     assert corrupt["score"] == 0.0 and corrupt["eval_error"] is None
-    assert "not a readable PDF" in corrupt["evaluation"][0]["note"]
+    assert "not a readable PDF" in corrupt["evaluation"]["metrics"][0]["note"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["eval_errors"] == 1
     assert harness("report", str(run_dir)).returncode == 0
@@ -111,3 +111,10 @@ async def test_broken_gold_file_is_an_eval_error_not_the_agents_zero(ctx: RunCon
     t.bind(domain="os", assets_dir=assets)
     result = await evaluate(t, FakeGuest(files={"/home/user/a.zip": b"also not a zip"}), ["DONE"], ctx)
     assert result.score == 0.0 and result.eval_error and "gold zip" in result.eval_error
+
+
+async def test_the_evaluation_record_keeps_why_a_feasible_task_scored_zero(ctx: RunContext) -> None:
+    t = _task({"func": "exact_match", "result": {"type": "vm_command_line", "command": "x", "shell": True},
+               "expected": {"type": "rule", "rules": {"expected": "x"}}})
+    record = (await evaluate(t, FakeGuest(), ["FAIL"], ctx)).record()
+    assert record == {"score": 0.0, "conj": "and", "reason": "last action FAIL on a feasible task", "metrics": []}

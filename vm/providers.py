@@ -84,7 +84,7 @@ def _import(path: str, what: str) -> ProviderFactory:
     if not callable(obj):
         raise ConfigError(f"provider {what!r}: {path} is not callable (expected a class or function "
                           "called as factory(settings, run_id))")
-    return obj  # type: ignore[return-value]
+    return obj
 
 
 def kind(name: str) -> ProviderKind:
