@@ -8,16 +8,7 @@ import anyio
 
 from harness.llm.client import LLMClient
 from harness.llm.limits import AdaptiveLimit, RateGate
-from harness.llm.sim import SimConfig, SimFault, SimServer
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    best, i = 0, 0
-    for j, t in enumerate(times):
-        while t - times[i] >= window:
-            i += 1
-        best = max(best, j - i + 1)
-    return best
+from harness.llm.sim import SimConfig, SimFault, SimServer, max_in_any_window
 
 
 def sim_client(sim: SimServer, **endpoint: object) -> LLMClient:

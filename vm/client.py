@@ -413,15 +413,8 @@ class GuestClient:
 
     # --- tunnel to services on the sandbox's loopback (vm/guest/tunnel.py) -----------------------
 
-    async def tunnel_request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> tuple[int, bytes]:
+    async def tunnel_request(self, port: int, method: str, path: str, body: bytes | None = None,
+                             headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
         """Send one HTTP request to 127.0.0.1:`port` inside the sandbox; return (status, body).
 
         The service's status comes back as is, and so do the tunnel's 502 (nothing listens on the

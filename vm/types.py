@@ -103,15 +103,8 @@ class GuestBacked:
     async def download(self, path: str) -> bytes | None:
         return await self.guest.download(path)
 
-    async def tunnel_request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> tuple[int, bytes]:
+    async def tunnel_request(self, port: int, method: str, path: str, body: bytes | None = None,
+                             headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
         return await _tunnel_of(self.guest).tunnel_request(port, method, path, body, headers, timeout)
 
     def tunnel_websocket(self, port: int, path: str, *, timeout: float = 30.0) -> AbstractAsyncContextManager[Any]:
@@ -155,15 +148,8 @@ class Tunnel(Protocol):
     ClientWebSocketResponse. Implemented by vm/client.py over the guest's socket.
     """
 
-    async def tunnel_request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> tuple[int, bytes]: ...
+    async def tunnel_request(self, port: int, method: str, path: str, body: bytes | None = None,
+                             headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]: ...
 
     def tunnel_websocket(self, port: int, path: str, *, timeout: float = 30.0) -> AbstractAsyncContextManager[Any]: ...
 

@@ -12,13 +12,10 @@ not a model. Formulas and measured results: docs/design/performance.md.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 
 from harness.base import aio
@@ -26,19 +23,14 @@ from harness.base.errors import ConfigError
 from harness.bench.engine_common import (
     METRIC_KEYS,
     EngineBenchOptions,
-    LoopLag,
-    Measured,
     compute_bound,
     finish_bench,
-    process_cpu_s,
+    measured_run,
     run_metrics,
-    sim_stats,
     sim_workload,
 )
 from harness.bench.engine_docker import run_docker_bench
 from harness.config import make_config, parse_agent_options
-from harness.runner import execute_run
-from results.resume import scan_results
 from vm import sim
 
 
@@ -57,26 +49,12 @@ async def run_engine_bench(opts: EngineBenchOptions) -> dict[str, Any]:
             "max_steps": max(15, opts.steps + 3), "screen_width": opts.screen[0], "screen_height": opts.screen[1],
         }, source="bench engine")
         sim.COUNTERS.reset()
-        sim_cpu0 = process_cpu_s(proc.pid)
-        lag = LoopLag()
-        cpu0, loop_cpu0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lag.run)
-            code = await execute_run(config, show_summary=False)
-            tg.cancel_scope.cancel()
-        wall = time.perf_counter() - t0
-        cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        server = await sim_stats(url)
-        sim_cpu1 = process_cpu_s(proc.pid)
-    results = await anyio.to_thread.run_sync(scan_results, run_dir)
-    llm_calls = int(server.get("status", {}).get("200", 0))
-    bound = compute_bound(sessions=opts.sessions, tasks_done=len(results), llm_calls=llm_calls,
+        code, measured = await measured_run(config, tasks=opts.tasks, sim_pid=proc.pid, url=url)
+    llm_calls = int(measured.server.get("status", {}).get("200", 0))
+    bound = compute_bound(sessions=opts.sessions, tasks_done=len(measured.results), llm_calls=llm_calls,
                           env_latency_s=sim.COUNTERS.task_latency_s, llm_latency_s=opts.llm_latency_ms / 1000,
                           rpm=opts.rpm, max_in_flight=max_in_flight)
-    out = run_metrics(Measured(tasks=opts.tasks, results=results, wall=wall, cpu=cpu, loop_cpu=loop_cpu,
-                               rss_mb=rss_mb, lags_ms=lag.lags_ms, server=server, sim_cpu=(sim_cpu0, sim_cpu1)),
-                      bound_tasks_per_s=bound["bound_tasks_per_s"])
+    out = run_metrics(measured, bound_tasks_per_s=bound["bound_tasks_per_s"])
     out.update({
         "binding_limit": bound["binding_limit"],
         "bound_tasks_per_hour": round(bound["bound_tasks_per_s"] * 3600, 1) if bound["bound_tasks_per_s"] else None,

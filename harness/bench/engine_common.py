@@ -7,11 +7,12 @@ import contextlib
 import functools
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,32 @@ class Measured:
     lags_ms: list[float]
     server: dict[str, Any]  # llm-sim /sim/stats
     sim_cpu: tuple[float | None, float | None]  # llm-sim process CPU seconds before and after
+
+
+async def measured_run(config: Any, *, tasks: int, sim_pid: int, url: str,
+                       alongside: Sequence[Callable[[], Awaitable[None]]] = ()) -> tuple[int, Measured]:
+    """`execute_run(config)` under the loop-lag sampler (and `alongside` tasks), with the CPU, memory
+    and llm-sim figures of the run: (exit code, Measured)."""
+    from harness.runner import execute_run
+    from results.resume import scan_results
+
+    sim_cpu0 = process_cpu_s(sim_pid)
+    lag = LoopLag()
+    cpu0, loop_cpu0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lag.run)
+        for fn in alongside:
+            tg.start_soon(fn)
+        code = await execute_run(config, show_summary=False)
+        tg.cancel_scope.cancel()
+    wall = time.perf_counter() - t0
+    cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    server = await sim_stats(url)
+    sim_cpu1 = process_cpu_s(sim_pid)
+    results = await anyio.to_thread.run_sync(scan_results, config.run_dir)
+    return code, Measured(tasks=tasks, results=results, wall=wall, cpu=cpu, loop_cpu=loop_cpu, rss_mb=rss_mb,
+                          lags_ms=lag.lags_ms, server=server, sim_cpu=(sim_cpu0, sim_cpu1))
 
 
 def run_metrics(m: Measured, *, bound_tasks_per_s: float | None) -> dict[str, Any]:

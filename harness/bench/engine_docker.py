@@ -16,8 +16,6 @@ output says how many sandbox containers were live at peak and how many were left
 from __future__ import annotations
 
 import dataclasses
-import resource
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,6 @@ from harness.base.errors import ConfigError
 from harness.bench import engine_common as eb
 from harness.bench.desktop_model import SUITE_ENV
 from harness.config import make_config
-from harness.runner import execute_run
-from results.resume import scan_results
 from vm.docker_gc import LABEL_MANAGED, LABEL_OWNER, owner_label
 from vm.image.build import ensure_image
 
@@ -141,27 +137,15 @@ async def run_docker_bench(opts: Any) -> dict[str, Any]:
             "domains": list(domains), "tasks": [t.id for t in tasks], "max_steps": max_steps,
             "screen_width": opts.screen[0], "screen_height": opts.screen[1],
         }, source="bench engine")
-        sim_cpu0, host0 = eb.process_cpu_s(proc.pid), host_cpu_ticks()
-        lag = eb.LoopLag()
-        cpu0, loop_cpu0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lag.run)
-            tg.start_soon(containers.run)
-            code = await execute_run(config, show_summary=False)
-            tg.cancel_scope.cancel()
-        wall = time.perf_counter() - t0
-        cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        server = await eb.sim_stats(url)
-        sim_cpu1, host1 = eb.process_cpu_s(proc.pid), host_cpu_ticks()
+        host0 = host_cpu_ticks()
+        code, measured = await eb.measured_run(config, tasks=opts.tasks, sim_pid=proc.pid, url=url,
+                                               alongside=[containers.run])
+        host1 = host_cpu_ticks()
     finally:
         await eb.stop_process(proc)
     left = await containers.count()
-    results = await anyio.to_thread.run_sync(scan_results, run_dir)
     search = await anyio.to_thread.run_sync(_search_summary, run_dir)
-    out = eb.run_metrics(eb.Measured(tasks=opts.tasks, results=results, wall=wall, cpu=cpu, loop_cpu=loop_cpu,
-                                     rss_mb=rss_mb, lags_ms=lag.lags_ms, server=server, sim_cpu=(sim_cpu0, sim_cpu1)),
-                         bound_tasks_per_s=None)
+    out = eb.run_metrics(measured, bound_tasks_per_s=None)
     out.update({
         "utilization_note": "null on docker: real sandbox times are not a configured latency, so no bound is known",
         "binding_limit": None,

@@ -51,6 +51,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def max_in_any_window(times: list[float], window: float) -> int:
+    """Most of the sorted `times` in any half-open interval of length `window` (exact)."""
+    best, i = 0, 0
+    for j, t in enumerate(times):
+        while t - times[i] >= window:
+            i += 1
+        best = max(best, j - i + 1)
+    return best
+
+
 @dataclass
 class SimConfig:
     host: str = "127.0.0.1"
@@ -386,14 +396,7 @@ class SimServer:
     # -- measurements --------------------------------------------------------------------------------
     def max_in_window(self, window_s: float | None = None) -> int:
         """Most arrivals in any half-open interval of `window_s` (exact, from timestamps)."""
-        window = window_s or self.config.window_s
-        times = [r.t for r in self.records]
-        best, i = 0, 0
-        for j, t in enumerate(times):
-            while t - times[i] >= window:
-                i += 1
-            best = max(best, j - i + 1)
-        return best
+        return max_in_any_window([r.t for r in self.records], window_s or self.config.window_s)
 
     def stats(self) -> dict[str, Any]:
         per_second = Counter(int(r.t) for r in self.records)

@@ -50,18 +50,9 @@ class Completion:
 class Client(Protocol):
     """The seam agents depend on; LLMClient implements it (one per run, shared by all tasks)."""
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        n: int = 1,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | list[str] | None = None,
-        task_id: str | None = None,
-    ) -> Completion: ...
+    async def complete(self, messages: Sequence[Message], *, model: str | None = None, n: int = 1,
+                       temperature: float | None = None, top_p: float | None = None, max_tokens: int | None = None,
+                       stop: str | list[str] | None = None, task_id: str | None = None) -> Completion: ...
 
     async def embed(
         self, texts: Sequence[str], *, model: str | None = None, task_id: str | None = None
