@@ -33,13 +33,14 @@ log = logging.getLogger("harness.engine")
 
 @dataclass
 class EngineStats:
+    started: float = field(default_factory=time.monotonic)
     total: int = 0
     done: int = 0
     score_sum: float = 0.0
     in_flight: int = 0
-    infra_failures: int = 0
+    # of the finished: ended with an error; attempts lost to infrastructure (retried)
     errors: int = 0
-    started: float = field(default_factory=time.monotonic)
+    infra_failures: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -175,10 +176,7 @@ class Engine:
 
     def __init__(self, config: RunConfig, tasks: Sequence[Task], store: ResultStore, runner: AttemptRunner, *,
                  unsupported: UnsupportedFn, discard: Callable[[Task], Awaitable[None]] | None = None) -> None:
-        self.config = config
-        self.tasks = tasks
-        self.store = store
-        self.runner = runner
+        self.config, self.tasks, self.store, self.runner = config, tasks, store, runner
         self._unsupported = unsupported
         self._discard = discard
         self.stats = EngineStats()

@@ -10,6 +10,7 @@ back to VLC's default, which gives the same answer on files VLC wrote and the ri
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from typing import Any
 from xml.etree import ElementTree
 
@@ -42,35 +43,24 @@ def _setting_is(path: str, key: str, default: str, rule: dict[str, Any], rule_ke
     return float(read_vlcrc(path).get(key, default) == _expected(rule, rule_key))
 
 
-@metric("check_qt_bgcone")
-def check_qt_bgcone(vlcrc: str, rule: dict[str, Any]) -> float:
-    """vlcrc's `qt-bgcone` (default 1) equals rule.expected_qt_bgcone."""
-    return _setting_is(vlcrc, "qt-bgcone", "1", rule, "expected_qt_bgcone")
+def _setting_check(key: str, default: str) -> Callable[[str, dict[str, Any]], float]:
+    rule_key = "expected_" + key.replace("-", "_")
+
+    def check(vlcrc: str, rule: dict[str, Any]) -> float:
+        return _setting_is(vlcrc, key, default, rule, rule_key)
+
+    check.__doc__ = f"vlcrc's `{key}` (default {default}) equals rule.{rule_key}."
+    return check
 
 
-@metric("check_qt_max_volume")
-def check_qt_max_volume(vlcrc: str, rule: dict[str, Any]) -> float:
-    """vlcrc's `qt-max-volume` (default 125) equals rule.expected_qt_max_volume."""
-    return _setting_is(vlcrc, "qt-max-volume", "125", rule, "expected_qt_max_volume")
-
-
-@metric("check_qt_minimal_view")
-def check_qt_minimal_view(vlcrc: str, rule: dict[str, Any]) -> float:
-    """vlcrc's `qt-minimal-view` (default 0) equals rule.expected_qt_minimal_view."""
-    return _setting_is(vlcrc, "qt-minimal-view", "0", rule, "expected_qt_minimal_view")
-
-
-@metric("check_play_and_exit")
-def check_play_and_exit(vlcrc: str, rule: dict[str, Any]) -> float:
-    """vlcrc's `play-and-exit` (default 0) equals rule.expected_play_and_exit."""
-    return _setting_is(vlcrc, "play-and-exit", "0", rule, "expected_play_and_exit")
-
-
-@metric("check_one_instance_when_started_from_file")
-def check_one_instance_when_started_from_file(vlcrc: str, rule: dict[str, Any]) -> float:
-    """vlcrc's `one-instance-when-started-from-file` (default 1) equals the rule's expected value."""
-    return _setting_is(vlcrc, "one-instance-when-started-from-file", "1", rule,
-                       "expected_one_instance_when_started_from_file")
+# OSWorld's one-setting checks: the rule's `expected_<key>` against the setting, or VLC's default
+# when vlcrc does not set it.
+check_qt_bgcone = metric("check_qt_bgcone")(_setting_check("qt-bgcone", "1"))
+check_qt_max_volume = metric("check_qt_max_volume")(_setting_check("qt-max-volume", "125"))
+check_qt_minimal_view = metric("check_qt_minimal_view")(_setting_check("qt-minimal-view", "0"))
+check_play_and_exit = metric("check_play_and_exit")(_setting_check("play-and-exit", "0"))
+check_one_instance_when_started_from_file = metric("check_one_instance_when_started_from_file")(
+    _setting_check("one-instance-when-started-from-file", "1"))
 
 
 @metric("check_global_key_play_pause")
