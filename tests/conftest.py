@@ -4,13 +4,17 @@
   loop scope to "session"; tests follow it here, so session fixtures such as a provider's aiohttp
   sessions are usable from any test).
 - `docker_engine` skips the docker tests, with the reason, only when no Docker engine answers.
+- Tests on Docker, on Ray, or that start `python -m harness` are marked `slow`: `pytest -m "not slow"`
+  is the inner loop.
 - At session end, no container labeled with this session's run id may remain (checked, then
   removed so a failing run does not leak into the next one).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
@@ -24,11 +28,28 @@ from vm.docker import LABEL_MANAGED, LABEL_RUN, DockerProvider, DockerSandbox, D
 TEST_RUN_ID = f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+# A test that runs the CLI as a user does (a `python -m harness` subprocess) takes seconds.
+_STARTS_HARNESS = re.compile(r'\bharness\(|start_harness\(|"-m", "harness"|start_run_until\(')
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    """Slow: Docker, Ray, or a `python -m harness` subprocess (`pytest -m "not slow"` leaves these out)."""
+    if item.get_closest_marker("docker") or item.get_closest_marker("ray"):
+        return True
+    fn = getattr(item, "function", None)
+    try:
+        return fn is not None and bool(_STARTS_HARNESS.search(inspect.getsource(fn)))
+    except (OSError, TypeError):
+        return False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     session_loop = pytest.mark.asyncio(loop_scope="session")
     for item in items:
         if pytest_asyncio.is_async_test(item):
             item.add_marker(session_loop, append=False)
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
 
 
 async def _engine_error() -> str | None:
