@@ -37,14 +37,14 @@ class EngineStats:
     total: int = 0
     done: int = 0
     score_sum: float = 0.0
-    in_flight: int = 0
-    # of the finished: ended with an error; attempts lost to infrastructure (retried)
-    errors: int = 0
-    infra_failures: int = 0
 
     @property
     def success_rate(self) -> float:
         return self.score_sum / self.done if self.done else 0.0
+
+    in_flight: int = 0
+    errors: int = 0  # finished tasks that ended with an error
+    infra_failures: int = 0  # attempts lost to infrastructure (retried)
 
 
 def _short(e: BaseException) -> str:

@@ -2,12 +2,16 @@
 
 - `harness(*args)`: `python -m harness ...` in a subprocess from the repository, as a user runs it.
 - `sim_client(sim, ...)`: our LLM client pointed at a running llm-sim, with short retry backoffs.
+- `setup_context(tmp_path, domain)`: a task's setup context with its own work and download folders.
+- `serve(app)`: an aiohttp app on 127.0.0.1 (a free port) for the test's duration; yields its URL.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +37,29 @@ def sim_client(sim: Any, cache_path: Path | None = None, *, enabled: bool | None
     }
     return LLMClient.from_config(providers, cache_path=cache_path,
                                  cache_enabled=cache_path is not None if enabled is None else enabled, env={})
+
+
+def setup_context(tmp_path: Path, domain: str) -> Any:
+    """The setup context of a stand-in task `<domain>-rig` (for steps, getters and metrics run by hand)."""
+    from benchmarks.context import RunContext
+    from benchmarks.downloads import HostFiles
+    from benchmarks.schema import Task
+
+    task = Task.model_validate({"id": f"{domain}-rig", "instruction": "i", "evaluator": {"func": "infeasible"}})
+    run = RunContext(work_root=tmp_path / "work", downloads=HostFiles(tmp_path / "cache"))
+    return run.for_setup(task.bind(domain=domain), object())
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -22,6 +22,7 @@ import anyio
 import orjson
 
 from benchmarks.sim_suite import write_sim_suite
+from harness.base.aio import stop_process
 from harness.base.errors import HarnessError
 from scoring.registry import metrics
 from search.agent import agent_names
@@ -142,19 +143,6 @@ async def start_llm_sim(opts: EngineBenchOptions, log_path: Path, *,
 
         raise HarnessError(f"llm-sim printed no URL (see {log_path}): {buf[:200]!r}")
     return proc, m.group(1)
-
-
-async def stop_process(proc: Any) -> None:
-
-    with anyio.CancelScope(shield=True):
-        if proc.returncode is None:
-            proc.terminate()
-            with anyio.move_on_after(10):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        await proc.aclose()
 
 
 def process_cpu_s(pid: int) -> float | None:

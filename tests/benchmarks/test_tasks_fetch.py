@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import pytest_asyncio
 from aiohttp import web
+from helpers import serve
 
 from benchmarks.downloads import HostFiles
 from benchmarks.prefetch import fetch_all
@@ -75,16 +76,8 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/files/big.bin", srv.big)
     app.router.add_get("/files/missing.xlsx", srv.missing)
     app.router.add_get("/files/empty-{kind}", srv.nothing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    srv.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(app) as srv.url:
         yield srv
-    finally:
-        await runner.cleanup()
 
 
 def _files(tmp_path: Path) -> HostFiles:

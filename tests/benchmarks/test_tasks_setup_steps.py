@@ -10,6 +10,7 @@ import anyio
 import pytest
 from aiohttp import web
 from fake_guest import FakeGuest
+from helpers import serve
 
 from benchmarks.context import RunContext, TaskContext
 from benchmarks.downloads import HostFiles
@@ -159,15 +160,8 @@ async def http_server():
     srv = _Server()
     app = web.Application()
     app.router.add_get("/{tail:.*}", srv.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield srv, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield srv, url
 
 
 async def test_http_download_is_fetched_once_on_the_host_and_cached(tmp_path: Path, http_server) -> None:

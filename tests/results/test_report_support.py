@@ -25,6 +25,7 @@ import pytest
 from anyio.abc import Process
 
 from benchmarks.sim_suite import write_sim_suite
+from harness.base.aio import stop_process
 from harness.config import make_config
 from harness.runner import execute_run
 from vm.sim import Scenario
@@ -258,14 +259,7 @@ async def chromium(tmp: Path) -> AsyncIterator[Page]:
                 yield page
             tg.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            process.terminate()
-            with anyio.move_on_after(10) as scope:
-                await process.wait()
-            if scope.cancelled_caught:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+        await stop_process(process)
 
 
 def tiny_png(width: int = 192, height: int = 108, shade: int = 90) -> bytes:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from helpers import setup_context
 
-from benchmarks.context import RunContext
-from benchmarks.downloads import HostFiles
-from benchmarks.schema import GetterSpec, Task
+from benchmarks.schema import GetterSpec
 from benchmarks.setup_steps import run_setup
 from scoring.evaluate import fetch_state
 from scoring.metrics import chrome as m
@@ -47,9 +46,7 @@ async def _wait_for_server(guest) -> None:
 
 
 async def test_osworld_chrome_steps_getters_and_metrics_in_a_real_sandbox(docker_provider, tmp_path: Path) -> None:
-    task = Task.model_validate({"id": "chrome-rig", "instruction": "i", "evaluator": {"func": "infeasible"}}).bind(
-        domain="chrome")
-    ctx = RunContext(work_root=tmp_path / "work", downloads=HostFiles(tmp_path / "cache")).for_setup(task, object())
+    ctx = setup_context(tmp_path, "chrome")
     box = await docker_provider.start()
     guest = box.guest
     try:

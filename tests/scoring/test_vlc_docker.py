@@ -8,10 +8,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from helpers import setup_context
 
-from benchmarks.context import RunContext
-from benchmarks.downloads import HostFiles
-from benchmarks.schema import GetterSpec, Task
+from benchmarks.schema import GetterSpec
 from benchmarks.setup_steps import run_setup
 from scoring.evaluate import NothingFound, fetch_state
 from scoring.metrics import vlc as m
@@ -26,9 +25,7 @@ def spec(**kw) -> GetterSpec:
 
 
 async def test_vlc_getters_read_the_running_player_its_settings_and_the_default_player(docker_provider, tmp_path: Path):
-    task = Task.model_validate({"id": "vlc-rig", "instruction": "i", "evaluator": {"func": "infeasible"}}).bind(
-        domain="vlc")
-    ctx = RunContext(work_root=tmp_path / "work", downloads=HostFiles(tmp_path / "cache")).for_setup(task, object())
+    ctx = setup_context(tmp_path, "vlc")
     box = await docker_provider.start()
     guest = box.guest
     try:

@@ -78,8 +78,8 @@ class DesktopModel:
         return [_code(pattern[(i * 7) % 20]) for i in range(n)]
 
 
-async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scores_one(
-        docker_settings: Any, test_run_id: str, tmp_path: Path) -> None:
+async def run_rmcts_on_docker(docker_settings: Any, test_run_id: str, run_dir: Path, model: Any) -> None:
+    """The built-in task TASK, rmcts on a real sandbox with llm-sim playing `model`, into `run_dir`."""
     from benchmarks.context import RunContext
     from benchmarks.loader import load_suite, resolve_benchmark
     from harness.config import make_config
@@ -94,8 +94,6 @@ async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scor
     suite_path = resolve_benchmark("desktop-basics")
     suite = load_suite(suite_path, ids=[TASK])
     assert [t.id for t in suite.tasks] == [TASK]
-    run_dir = tmp_path / "run"
-    model = DesktopModel()
     config = make_config({"benchmark": str(suite_path), "agent": "rmcts", "provider": "docker", "concurrency": 1,
                           "observation_type": "screenshot_a11y_tree", "max_steps": 6, "run_dir": str(run_dir),
                           "screen_width": docker_settings.screen_width, "screen_height": docker_settings.screen_height,
@@ -118,6 +116,13 @@ async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scor
                     assert pool.stats().busy == 0
             finally:
                 await store.aclose()
+
+
+async def test_rmcts_backs_out_of_a_destructive_action_and_the_final_replay_scores_one(
+        docker_settings: Any, test_run_id: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    model = DesktopModel()
+    await run_rmcts_on_docker(docker_settings, test_run_id, run_dir, model)
     task_dir = run_dir / "os" / TASK
     result = json.loads((task_dir / "result.json").read_text())
     assert result["error"] is None, result["error"]

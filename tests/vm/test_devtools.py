@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from anyio.abc import Process
 
+from harness.base.aio import stop_process
 from vm.client import GuestClient
 from vm.devtools import DevToolsError, connect_devtools
 from vm.guest import server
@@ -93,18 +94,6 @@ async def _launch_chromium(tmp: Path, port: int) -> Process:
                                     stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp)})
 
 
-async def _stop(process: Process) -> None:
-    with anyio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(10) as scope:
-                await process.wait()
-            if scope.cancelled_caught:
-                process.kill()
-                await process.wait()
-        await process.aclose()
-
-
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     release = anyio.Event()
@@ -123,7 +112,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     try:
         yield Rig(guest, chrome, port, f"http://127.0.0.1:{web_port}")
     finally:
-        await _stop(chrome)
+        await stop_process(chrome)
         release.set()
         await guest.aclose()
         await guest_runner.cleanup()
