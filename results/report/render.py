@@ -48,9 +48,7 @@ def f_pct(value: Any) -> str:
 
 def f_usd(value: Any) -> str:
     v = _finite(value)
-    if v is None:
-        return "–"
-    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+    return "–" if v is None else f"${v:,.4f}" if v < 1 else f"${v:,.2f}"  # cents of a cent below $1
 
 
 def f_dur(value: Any) -> str:

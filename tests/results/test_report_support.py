@@ -81,26 +81,32 @@ def mixed_policy(request: dict[str, Any]) -> str:
     return f"State {state}: the next control is here.\n```python\n{scenario.correct_action(int(state))}\n```"
 
 
-async def prompt_sim_run(root: Path, *, tasks: int = 6, run_name: str = "prompt-run") -> Path:
-    """A real run of the prompt agent against llm-sim (priced, so cost shows), sim sandboxes."""
+async def _priced_sim_run(root: Path, name: str, policy: Any, *, tasks: int, trap_every: int, domains: int,
+                          run_name: str, timeout: float, **config: Any) -> Path:
+    """A real run on sim sandboxes with llm-sim as the priced model (so cost shows); returns its folder."""
     from harness.llm.sim import SimConfig, SimServer
 
-    suite = root / "prompt-suite"
-    write_sim_suite(suite, tasks=tasks, steps=2, trap_every=3, domains=2)
+    suite = root / f"{name}-suite"
+    write_sim_suite(suite, tasks=tasks, steps=2, trap_every=trap_every, domains=domains)
     run_dir = root / run_name
-    async with SimServer(SimConfig(policy=mixed_policy)) as sim:
-        providers = root / "providers.json"
+    async with SimServer(SimConfig(policy=policy)) as sim:
+        providers = root / f"{name}-providers.json"
         providers.write_text(json.dumps({
-            "default_model": "sim-model",
+            "default_model": "sim-model", "embedding_model": "sim-embed",
             "endpoints": [{"kind": "openai-compatible", "base_url": sim.url, "models": ["*"], "api_key": "sk-report-test"}],
             "prices": {"sim-model": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}},
         }))
-        config = make_config({"benchmark": str(suite), "agent": "prompt", "model": "sim-model", "provider": "sim",
-                              "providers_file": str(providers), "run_dir": run_dir, "quiet": True, "max_steps": 4,
-                              "concurrency": 3})
-        with anyio.fail_after(120):
-            assert await execute_run(config, show_summary=False) == 0
+        run_config = make_config({"benchmark": str(suite), "model": "sim-model", "provider": "sim", "quiet": True,
+                                  "providers_file": str(providers), "run_dir": run_dir, **config})
+        with anyio.fail_after(timeout):
+            assert await execute_run(run_config, show_summary=False) == 0
     return run_dir
+
+
+async def prompt_sim_run(root: Path, *, tasks: int = 6, run_name: str = "prompt-run") -> Path:
+    """A real run of the prompt agent against llm-sim (priced, so cost shows), sim sandboxes."""
+    return await _priced_sim_run(root, "prompt", mixed_policy, tasks=tasks, trap_every=3, domains=2, run_name=run_name,
+                                 timeout=120, agent="prompt", max_steps=4, concurrency=3)
 
 
 def rmcts_tree(task_dir: Path) -> dict[str, Any]:
@@ -336,23 +342,7 @@ def rmcts_policy(request: dict[str, Any]) -> str | list[str]:
 
 async def rmcts_sim_run(root: Path, *, tasks: int = 3, run_name: str = "rmcts-run") -> Path:
     """A real R-MCTS run (policy, multi-agent debate, reflection memory) on llm-sim and sim sandboxes."""
-    from harness.llm.sim import SimConfig, SimServer
-
-    suite = root / "rmcts-suite"
-    write_sim_suite(suite, tasks=tasks, steps=2, trap_every=2, domains=1)
-    run_dir = root / run_name
-    async with SimServer(SimConfig(policy=rmcts_policy)) as sim:
-        providers = root / "rmcts-providers.json"
-        providers.write_text(json.dumps({
-            "default_model": "sim-model", "embedding_model": "sim-embed",
-            "endpoints": [{"kind": "openai-compatible", "base_url": sim.url, "models": ["*"], "api_key": "sk-report-test"}],
-            "prices": {"sim-model": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}},
-        }))
-        config = make_config({
-            "benchmark": str(suite), "agent": "rmcts", "model": "sim-model", "provider": "sim",
-            "providers_file": str(providers), "run_dir": run_dir, "quiet": True, "max_steps": 5, "concurrency": 1,
-            "agent_options": {"iterations": 6, "branching_factor": 2, "min_samples": 4, "max_sandboxes": 3,
-                              "final_replays": 1}})
-        with anyio.fail_after(180):
-            assert await execute_run(config, show_summary=False) == 0
-    return run_dir
+    return await _priced_sim_run(
+        root, "rmcts", rmcts_policy, tasks=tasks, trap_every=2, domains=1, run_name=run_name, timeout=180,
+        agent="rmcts", max_steps=5, concurrency=1,
+        agent_options={"iterations": 6, "branching_factor": 2, "min_samples": 4, "max_sandboxes": 3, "final_replays": 1})

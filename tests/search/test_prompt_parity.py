@@ -32,6 +32,7 @@ from search.parsing_osworld import parse_reply_osworld
 from search.prompt_agent import PromptAgentOptions, make_prompt_agent
 from search.prompt_source import sha256
 from tests.search.test_prompt_agent import SCENARIO, SOLUTION, Policy
+from tests.search.test_prompt_agent import Rig as AgentRig
 from vm.sim import SimProvider
 
 # --- 1. sampling defaults --------------------------------------------------------------------------
@@ -264,14 +265,11 @@ class Run:
     started: float
 
 
-@dataclass
-class Rig:
-    policy: Policy
-    server: SimServer
-    tmp: Path
-    runs: int = 0
+class Rig(AgentRig):
+    """test_prompt_agent's rig, timing each observation and scoring with any evaluator."""
 
-    async def run(self, *, max_steps: int = 15, evaluator: dict[str, Any] | None = None, **options: Any) -> Run:
+    async def run(self, *, max_steps: int = 15, evaluator: dict[str, Any] | None = None,  # type: ignore[override]
+                  **options: Any) -> Run:
         self.runs += 1
         spec = sim_task(1, steps=3, seed=1)
         if evaluator is not None:
