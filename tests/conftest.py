@@ -28,17 +28,19 @@ from vm.docker import LABEL_MANAGED, LABEL_RUN, DockerProvider, DockerSandbox, D
 TEST_RUN_ID = f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-# A test that runs the CLI as a user does (a `python -m harness` subprocess) takes seconds.
-_STARTS_HARNESS = re.compile(r'\bharness\(|start_harness\(|"-m", "harness"|start_run_until\(')
+# A test that starts processes (`python -m harness` as a user runs it, a browser, a venv) takes seconds.
+_STARTS_PROCESSES = re.compile(r'\bharness\(|start_harness\(|start_run_until\(|sys\.executable|subprocess\.'
+                               r'|anyio\.(run|open)_process|asyncio\.create_subprocess')
 
 
 def _is_slow(item: pytest.Item) -> bool:
-    """Slow: Docker, Ray, or a `python -m harness` subprocess (`pytest -m "not slow"` leaves these out)."""
+    """Slow: Docker, Ray, or processes started by the test itself (`pytest -m "not slow"` leaves these out);
+    a module whose fixtures start them says so with `pytestmark = pytest.mark.slow`."""
     if item.get_closest_marker("docker") or item.get_closest_marker("ray"):
         return True
     fn = getattr(item, "function", None)
     try:
-        return fn is not None and bool(_STARTS_HARNESS.search(inspect.getsource(fn)))
+        return fn is not None and bool(_STARTS_PROCESSES.search(inspect.getsource(fn)))
     except (OSError, TypeError):
         return False
 

@@ -19,6 +19,8 @@ from results.journal import Journal, read_events
 from results.store import RunStore
 from vm.sim import Scenario
 
+pytestmark = pytest.mark.slow  # the engine bench with llm-sim in its own process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -47,8 +47,8 @@ async def test_chat_models_embeddings_and_stats_over_http():
 
 
 async def test_policy_can_be_given_as_module_function():
-    policy = load_policy("tests.test_llm_sim:echo_policy")
-    async with serve_sim(SimConfig(policy="tests.test_llm_sim:echo_policy")) as url, aiohttp.ClientSession() as http:
+    policy = load_policy("tests.harness.test_llm_sim:echo_policy")
+    async with serve_sim(SimConfig(policy="tests.harness.test_llm_sim:echo_policy")) as url, aiohttp.ClientSession() as http:
         body = {"model": "m", "messages": [{"role": "user", "content": "ping"}]}
         async with http.post(f"{url}/chat/completions", json=body) as r:
             assert (await r.json())["choices"][0]["message"]["content"] == "echo ping"

@@ -18,6 +18,8 @@ from mcts_rig import ScriptedModel, run_suite, write_suite
 from harness.llm.sim import SimConfig, SimServer
 from results.export import ExportOptions, Limits, check_file, export_runs, output_paths
 
+pytestmark = pytest.mark.slow  # whole rmcts runs on sim sandboxes with llm-sim in its own process
+
 REPO = Path(__file__).resolve().parents[2]
 TASKS = 32
 

@@ -14,6 +14,8 @@ import pytest
 
 from benchmarks.sim_suite import write_sim_suite
 
+pytestmark = pytest.mark.slow  # a venv with a package pip-installed into it
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = Path(__file__).parents[1] / "fixtures" / "hello_agent_pkg"
 
