@@ -23,9 +23,51 @@ if ! python3 -c "import harness, aiodocker, pytest_asyncio, importlinter, ray" >
   python3 -m pip install -q -e '.[dev,ray]'
 fi
 
+# CRIU for forking live sandboxes (docs/design/fork.md). Debian 12's criu 3.17 fails on recent
+# kernels ("vdso: Failed to fill self vdso symtable"), so when no working criu is on PATH build
+# 4.1.1 from Debian's own source tarball, once per machine (cached in $criu_cache). Optional: a
+# failed build leaves forks off and everything else as it was. CUA_NO_CRIU=1 skips it.
+criu_version=4.1.1
+criu_sha256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
+criu_cache=/var/cache/cua-harness/criu-$criu_version
+install_criu() {
+  local deps=(build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
+    protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
+    libgnutls28-dev libaio-dev libnftables-dev uuid-dev)
+  if [ ! -x "$criu_cache/criu" ]; then
+    echo "setup: building CRIU $criu_version from Debian's source tarball (~2 min, once per machine)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deps[@]}" >/dev/null
+    local src
+    src=$(mktemp -d)
+    curl -fsSL -o "$src/criu.tar.xz" \
+      "http://deb.debian.org/debian/pool/main/c/criu/criu_$criu_version.orig.tar.xz"
+    echo "$criu_sha256  $src/criu.tar.xz" | sha256sum -c --quiet -
+    tar -C "$src" -xJf "$src/criu.tar.xz"
+    make -C "$src/criu-$criu_version" -j"$(nproc)" criu >"$src/build.log" 2>&1 \
+      || { tail -20 "$src/build.log" >&2; return 1; }
+    mkdir -p "$criu_cache"
+    install -m 0755 "$src/criu-$criu_version/criu/criu" "$criu_cache/criu"
+    rm -rf "$src"
+  fi
+  install -m 0755 "$criu_cache/criu" /usr/local/sbin/criu
+  # runc hands this file to CRIU. GTK apps hold inotify watches whose overlayfs handles CRIU
+  # cannot reopen; force-irmap finds them by path under these folders instead.
+  if [ ! -f /etc/criu/runc.conf ]; then
+    mkdir -p /etc/criu
+    printf '%s\n' '# written by cua-harness scripts/setup.sh (docs/design/fork.md)' force-irmap \
+      'irmap-scan-path /tmp' 'irmap-scan-path /root' 'irmap-scan-path /home' >/etc/criu/runc.conf
+  fi
+}
+criu_works() { command -v criu >/dev/null 2>&1 && criu check >/dev/null 2>&1; }
+if [ "${CUA_NO_CRIU:-0}" != 1 ] && ! criu_works; then
+  install_criu || true
+  criu_works || echo "setup: no working CRIU: forking sandboxes is off (state restore uses replay)" >&2
+fi
+
 if ! docker info >/dev/null 2>&1; then
-  echo "setup: starting dockerd --bridge=none --iptables=false" >&2
-  nohup dockerd --bridge=none --iptables=false >/var/log/cua-harness-dockerd.log 2>&1 &
+  # --experimental enables checkpoint/restore (forks); it changes nothing else we use.
+  echo "setup: starting dockerd --experimental --bridge=none --iptables=false" >&2
+  nohup dockerd --experimental --bridge=none --iptables=false >/var/log/cua-harness-dockerd.log 2>&1 &
   echo $! > /run/cua-harness-dockerd.pid
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
