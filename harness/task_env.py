@@ -109,12 +109,14 @@ class SandboxTaskEnv:
         return await anyio.to_thread.run_sync(read)
 
     # -- search support --------------------------------------------------------------------------------
-    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0) -> Any:
-        """This attempt's StateRestore (created on first call; later arguments are ignored)."""
+    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0, **restore: Any) -> Any:
+        """This attempt's StateRestore (created on first call; later arguments are ignored).
+        `restore`: StateRestore's snapshot options (mode, max_snapshots, snapshot_budget_mb)."""
         if self._restore is None:
             if self._source is None:
                 raise ConfigError("this environment cannot fork sandboxes (the engine gave it no sandbox source)")
-            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s)
+            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s,
+                                         **restore)
         return self._restore
 
     @asynccontextmanager

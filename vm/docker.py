@@ -19,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -283,10 +284,12 @@ class DockerProvider:
         return await self.launch(image=self.image,
                                  token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
 
-    async def launch(self, *, image: str, token: str | None, start_params: dict[str, str] | None = None,
+    async def launch(self, *, image: str, token: str | None,
+                     prepare: Callable[[str], Awaitable[dict[str, str]]] | None = None,
                      extra: dict[str, Any] | None = None) -> DockerSandbox:
-        """Create and start one container of `image` and wait for its guest; `start_params` go to
-        the engine's start call (a checkpoint to restore, for forks)."""
+        """Create and start one container of `image` and wait for its guest. `prepare(container id)`
+        runs between create and start and returns parameters of the engine's start call (a
+        checkpoint to restore, for forks)."""
         if self._closed:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
         sid = secrets.token_hex(6)
@@ -319,8 +322,9 @@ class DockerProvider:
                 # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
                 with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
                     container = await self.docker.containers.create(config, name=name)
-                if start_params:
-                    await self.docker._query_json(f"containers/{container.id}/start", "POST", params=start_params)
+                if prepare is not None:
+                    params = await prepare(container.id)
+                    await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
                 else:
                     await container.start()
                 inspect = await container.show()

@@ -95,6 +95,7 @@ class DockerForks:
         self.root = root or default_snapshot_dir()
         self._held: dict[str, _Held] = {}
         self._why: str | bool | None = False  # False: not checked yet
+        self._root: Path | None = None  # the engine's data root (docker info), for restores
 
     async def unavailable(self) -> str | None:
         if self._why is False:
@@ -150,10 +151,24 @@ class DockerForks:
         held = self._held.get(snap.id)
         if held is None:
             raise SandboxError(f"snapshot {snap.id} is not held by this provider (dropped, or another provider's)")
-        return await self.provider.launch(
-            image=held.image, token=held.token,
-            start_params={"checkpoint": CHECKPOINT_ID, "checkpoint-dir": str(held.folder)},
-            extra={"forked_from": snap.id})
+        root = await self._engine_root()
+
+        async def place_checkpoint(container_id: str) -> dict[str, str]:
+            # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not supported"):
+            # the checkpoint goes where the engine keeps the new container's own, hard-linked.
+            target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
+            await anyio.to_thread.run_sync(_link_tree, held.folder / CHECKPOINT_ID, target)
+            return {"checkpoint": CHECKPOINT_ID}
+
+        return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
+                                          extra={"forked_from": snap.id})
+
+    async def _engine_root(self) -> Path:
+        if self._root is None:
+            with anyio.fail_after(15.0):
+                info = await self.provider.docker.system.info()
+            self._root = Path(info["DockerRootDir"])
+        return self._root
 
     async def drop(self, snap: Snapshot) -> None:
         held = self._held.pop(snap.id, None)
@@ -197,6 +212,16 @@ class DockerForks:
         except TimeoutError:
             log.warning("removing snapshot image %s timed out", image)
         await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a checkpoint folder as hard links (no data copied); plain copies across filesystems."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(src, dst, copy_function=os.link)
+    except OSError:
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
 
 
 def _one_line(text: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from harness.base.errors import SandboxError
-from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
+from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo, Snapshot
 
 _SPECIAL = {"WAIT", "DONE", "FAIL"}
 
@@ -128,6 +128,8 @@ class SimLatency:
     start: float = 0.0
     observe: float = 0.0
     execute: float = 0.0
+    snapshot: float = 0.0
+    fork: float = 0.0
 
 
 @dataclass
@@ -309,8 +311,10 @@ class SimProvider:
     max_starting = 1024
 
     def __init__(self, *, run_id: str = "sim", screen_size: tuple[int, int] = (1920, 1080),
-                 latency: SimLatency | None = None) -> None:
+                 latency: SimLatency | None = None, forks: bool = True) -> None:
         self.run_id = run_id
+        self.forks = forks  # False: behaves like a provider without snapshots
+        self._snapshots: dict[str, tuple[Scenario | None, str, dict[str, bytes]]] = {}
         self.screen_size = screen_size
         self.latency = latency or SimLatency()
         self._ids = itertools.count(1)
@@ -332,3 +336,29 @@ class SimProvider:
 
     async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
         return 0
+
+    # -- vm.types.Forking: a snapshot is a copy of the scenario's state and the files ----------------
+    async def fork_unavailable(self) -> str | None:
+        return None if self.forks else "sim provider started with forks=False"
+
+    async def snapshot(self, sandbox: Any) -> Snapshot:
+        if not self.forks:
+            raise SandboxError("sim: snapshots are off")
+        sandbox.check()
+        await _delay(self.latency.snapshot)
+        sid = f"snap-{next(self._ids)}"
+        self._snapshots[sid] = (sandbox.scenario, sandbox.state, dict(sandbox.files))
+        size = sum(len(v) for v in sandbox.files.values())
+        return Snapshot(id=sid, provider="sim", source=sandbox.info.id, size_bytes=size, seconds=self.latency.snapshot)
+
+    async def fork(self, snapshot: Snapshot) -> SimSandbox:
+        held = self._snapshots.get(snapshot.id)
+        if held is None:
+            raise SandboxError(f"sim: snapshot {snapshot.id} was dropped")
+        box = await self.start()
+        await _delay(max(0.0, self.latency.fork - self.latency.start))
+        box.scenario, box.state, box.files = held[0], held[1], dict(held[2])
+        return box
+
+    async def drop(self, snapshot: Snapshot) -> None:
+        self._snapshots.pop(snapshot.id, None)
