@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.base.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
-from vm.docker_fork import DockerForks
+from vm.docker_fork import DockerForks, criu_reason
 from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_DIR,
     LABEL_MANAGED,
@@ -324,7 +324,10 @@ class DockerProvider:
                     container = await self.docker.containers.create(config, name=name)
                 if prepare is not None:
                     params = await prepare(container.id)
-                    await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
+                    try:
+                        await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
+                    except aiodocker.DockerError as e:  # CRIU's log goes with the container: read it now
+                        raise SandboxError(f"{name}: restore failed: {criu_reason(e.message)}") from e
                 else:
                     await container.start()
                 inspect = await container.show()

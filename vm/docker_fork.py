@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -134,7 +135,7 @@ class DockerForks:
                 if paused:
                     await self._unpause(box)
             if isinstance(e, aiodocker.DockerError):
-                raise SandboxError(f"{box.name}: checkpoint failed: {_one_line(e.message)}") from e
+                raise SandboxError(f"{box.name}: checkpoint failed: {criu_reason(e.message)}") from e
             if isinstance(e, TimeoutError):
                 raise SandboxError(f"{box.name}: snapshot not done within {timeout:.0f}s") from e
             raise
@@ -222,6 +223,22 @@ def _link_tree(src: Path, dst: Path) -> None:
     except OSError:
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(src, dst)
+
+
+def criu_reason(message: str) -> str:
+    """The engine's error with CRIU's own error lines from the log file it names (runc's message
+    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
+    found = re.search(r"(?:log file: |path= ?)(\S+\.log)", str(message))
+    errors: list[str] = []
+    if found:
+        try:
+            lines = Path(found.group(1)).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [line.split(": ", 1)[-1].strip() for line in lines
+                  if "Error (" in line and "RLIMIT_NOFILE" not in line]
+    head = _one_line(str(message).split(" log file:")[0].split(" path=")[0])
+    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
 
 
 def _one_line(text: str) -> str:
