@@ -63,8 +63,11 @@ write_criu_conf() {
   local marker='# written by cua-harness scripts/setup.sh (docs/design/fork.md)'
   if [ ! -f /etc/criu/runc.conf ] || head -1 /etc/criu/runc.conf | grep -qF "$marker"; then
     mkdir -p /etc/criu
-    printf '%s\n' "$marker" force-irmap 'irmap-scan-path /usr/share/dbus-1' \
-      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /home' 'irmap-scan-path /tmp' \
+    # ghost-limit: open files already deleted go into the image (Chromium keeps 4 MB ones);
+    # file-locks: Chromium and Thunderbird lock their profiles.
+    printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' 'irmap-scan-path /usr/share/dbus-1' \
+      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /usr/share/zoneinfo' \
+      'irmap-scan-path /run/systemd' 'irmap-scan-path /home' 'irmap-scan-path /tmp' \
       'irmap-scan-path /root' >/etc/criu/runc.conf
   fi
 }

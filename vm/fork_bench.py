@@ -121,7 +121,7 @@ CASES = {
     "vlc": AppCase("vlc", ["vlc"], "vlc", [], _tunnel_alive(8080, "/"), start_s=60.0),
     "thunderbird": AppCase("thunderbird", ["thunderbird"], "thunderbird", [], _window_alive("thunderbird"),
                            start_s=120.0),
-    "chromium": AppCase("chromium", ["google-chrome", "--no-first-run", "about:blank"], "chromium|google-chrome",
+    "chromium": AppCase("chromium", ["google-chrome", "--remote-debugging-port=9222", "about:blank"], "chromium|google-chrome",
                         [], _tunnel_alive(9222, "/json/version"), start_s=90.0),
 }
 
