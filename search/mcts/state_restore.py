@@ -292,9 +292,10 @@ class StateRestore:
         slot.busy = True
         try:
             missing = path[len(slot.keys):]
-            if not missing and cached is not None and kind == "replay":
+            if kind != "fork":
+                kind = "replay" if missing else "hit" if slot is cached else "fresh"
+            if kind == "hit":
                 self.stats.hits += 1
-                kind = "hit"
             if cached is not None and cached.prefetched:
                 self.stats.prefetch_used += 1
             slot.prefetched = False
