@@ -80,7 +80,7 @@ async def test_auto_replays_where_the_provider_cannot_fork_and_fork_says_why() -
         assert restore.stats.snapshots == 0 and "forks=False" in (restore.fork_off or "")
         await restore.aclose()
         strict = await _setup(pool, mode="fork")
-        with pytest.raises(ConfigError, match="state_restore=fork.*forks=False"):
+        with pytest.raises(ConfigError, match=r"state_restore=fork.*forks=False"):
             async with strict.at([]):
                 pass
 
