@@ -137,6 +137,16 @@ def _diff(a: bytes, b: bytes) -> tuple[int, tuple[int, int, int, int] | None]:
     return sum(delta.histogram()[255:]), delta.getbbox()
 
 
+def same_screen(a: bytes, b: bytes) -> bool:
+    """Equal screenshots, a blinking text caret aside (at most 3 px wide and 40 px tall).
+
+    The desktop shows no clock and Xvfb screenshots carry no mouse pointer."""
+    pixels, bbox = _diff(a, b)
+    if not pixels:
+        return True
+    return bbox is not None and bbox[2] - bbox[0] <= 3 and bbox[3] - bbox[1] <= 40
+
+
 async def _still(box: Any, *, timeout: float = 30.0) -> bytes:
     """A screenshot once two taken a second apart are the same (the app finished drawing)."""
     last = await box.guest.screenshot()
@@ -184,10 +194,11 @@ async def measure_app(provider: Any, case: AppCase, forks: int) -> dict[str, Any
                 break
             made.append(fork)
             seconds = time.monotonic() - t0
-            pixels, box_ = _diff(shot, await fork.guest.screenshot())
+            after = await fork.guest.screenshot()
+            pixels, box_ = _diff(shot, after)
             why = await case.alive(fork, i)
-            rows.append({"fork_s": round(seconds, 3), "diff_pixels": pixels, "diff_box": box_, "alive": not why,
-                         "why": why})
+            rows.append({"fork_s": round(seconds, 3), "diff_pixels": pixels, "diff_box": box_,
+                         "same_screen": same_screen(shot, after), "alive": not why, "why": why})
             await provider.stop(fork)
         out["forks"] = rows
         out["source_alive"] = await box.alive()
@@ -260,9 +271,10 @@ def _print_row(row: dict[str, Any]) -> None:
     times = [f["fork_s"] for f in forks]
     p50 = f"{statistics.median(times):.2f}" if times else "-"
     diff = max((f["diff_pixels"] for f in forks), default="-")
+    same = f"{sum(f['same_screen'] for f in forks)}/{len(forks)}" if forks else "-"
     alive = f"{sum(f['alive'] for f in forks)}/{len(forks)}" if forks else "-"
     print(f"{row['app']:<12} snapshot {row.get('snapshot_s', '-')!s:>6}s {row.get('size_mb', '-')!s:>6} MB  "
-          f"fork p50 {p50:>5}s  max diff px {diff!s:>7}  alive {alive}"
+          f"fork p50 {p50:>5}s  same screen {same} (max diff px {diff!s})  alive {alive}"
           + (f"  ERROR {row['error'][:300]}" if row.get("error") else "")
           + "".join(f"  [{f['why']}]" for f in forks if f["why"]), flush=True)
 
