@@ -120,9 +120,10 @@ class SandboxTaskEnv:
         return self._restore
 
     @asynccontextmanager
-    async def fork(self, path: list[Any]) -> AsyncIterator[Any]:
-        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state."""
-        async with self.forks().at(path) as lease:
+    async def fork(self, path: list[Any], *, keep: bool = True) -> AsyncIterator[Any]:
+        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state
+        (`keep`: the state may be wanted again, see StateRestore.at)."""
+        async with self.forks().at(path, keep=keep) as lease:
             yield lease
 
     async def clean_sandbox(self) -> Sandbox:

@@ -170,7 +170,9 @@ class TreeSearch:
             # DONE/FAIL change nothing on the desktop: the state is the parent's, no sandbox needed.
             leaf.obs, leaf.a11y_text, leaf.screenshot = parent.obs, parent.a11y_text, parent.screenshot
         else:
-            async with self.env.fork(parent.action_path()) as lease:
+            # The parent's state is wanted again while it has other children not run yet.
+            keep = any(not c.executed for c in parent.children if c is not leaf)
+            async with self.env.fork(parent.action_path(), keep=keep) as lease:
                 for action in leaf.actions:
                     result = await lease.execute(action)
                     if not result.ok:

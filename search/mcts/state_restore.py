@@ -8,8 +8,8 @@ the common case) and replays the missing actions; with no cached ancestor it sta
 sandbox at the start state. Afterwards that sandbox's cursor is the node (ExACT's scheme).
 
 With `mode` "fork" or "auto" and a provider that can snapshot (vm.types.Forking), a state that a
-lease starts from is snapshotted once (the node is being expanded: its other children need it
-again), and a checkout whose deepest snapshot is deeper than any idle sandbox's cursor forks that
+lease starts from is snapshotted once when the caller says it may be wanted again (its node
+has children not run yet), and a checkout whose deepest snapshot is deeper than any idle sandbox's cursor forks that
 snapshot instead of replaying (docs/design/fork.md). Snapshots live within `max_snapshots` and
 `snapshot_budget_mb`, least recently used evicted first. A snapshot or fork that fails (an app CRIU
 cannot dump) turns forks off for the task, with the reason kept in `fork_off`; replay goes on.
@@ -253,9 +253,12 @@ class StateRestore:
 
     # -- leases --------------------------------------------------------------------------------------
     @asynccontextmanager
-    async def at(self, path: Sequence[Any]) -> AsyncIterator[Lease]:
-        """A sandbox whose state is `path` (actions from the start state), for exclusive use."""
-        slot = await self._checkout(list(path))
+    async def at(self, path: Sequence[Any], *, keep: bool = True) -> AsyncIterator[Lease]:
+        """A sandbox whose state is `path` (actions from the start state), for exclusive use.
+
+        `keep`: the state may be wanted again after this lease moves on (its node has children not
+        run yet), so with forks on it is snapshotted before the lease gets it."""
+        slot = await self._checkout(list(path), keep=keep)
         lease = Lease(self, slot, path)
         lease.restore = slot.last_restore
         ok = False
@@ -266,7 +269,7 @@ class StateRestore:
             with anyio.CancelScope(shield=True):
                 await self._checkin(slot, ok)
 
-    async def _checkout(self, path: list[Any]) -> _Slot:
+    async def _checkout(self, path: list[Any], *, keep: bool = True) -> _Slot:
         if self._closed:
             raise SandboxError("state restore is closed")
         keys = [action_key(a) for a in path]
@@ -306,7 +309,7 @@ class StateRestore:
                 if self.settle_s:
                     await anyio.sleep(self.settle_s)
             restore_s = time.monotonic() - t0
-            if forking and self.fork_off is None and tuple(keys) not in self._snaps:
+            if keep and forking and self.fork_off is None and tuple(keys) not in self._snaps:
                 await self._take_snapshot(slot, tuple(keys))
         except BaseException:
             with anyio.CancelScope(shield=True):
