@@ -27,6 +27,16 @@ async def _setup(pool: SandboxPool, **kw) -> StateRestore:
     return StateRestore(PoolSource(pool, _prepare), home, **kw)
 
 
+async def _sibling_is_replayed(restore: StateRestore) -> None:
+    """Run [c0] then move past it; its sibling then comes from a replay, not a fork."""
+    async with restore.at([]) as lease:
+        await lease.execute(C[0])
+    async with restore.at([C[0]]) as lease:
+        await lease.execute(JUNK)
+    async with restore.at([C[0]]) as lease:
+        assert lease.restore["kind"] == "replay" and lease.sandbox.state == "1"
+
+
 async def test_a_sibling_is_forked_from_its_parents_snapshot_with_nothing_replayed() -> None:
     provider = SimProvider()
     async with SandboxPool(provider, capacity=6) as pool:
@@ -71,12 +81,7 @@ async def test_the_snapshot_budget_evicts_the_least_recently_used() -> None:
 async def test_auto_replays_where_the_provider_cannot_fork_and_fork_says_why() -> None:
     async with SandboxPool(SimProvider(forks=False), capacity=4) as pool:
         restore = await _setup(pool, mode="auto")
-        async with restore.at([]) as lease:
-            await lease.execute(C[0])
-        async with restore.at([C[0]]) as lease:
-            await lease.execute(JUNK)
-        async with restore.at([C[0]]) as lease:
-            assert lease.restore["kind"] == "replay" and lease.sandbox.state == "1"
+        await _sibling_is_replayed(restore)
         assert restore.stats.snapshots == 0 and "forks=False" in (restore.fork_off or "")
         await restore.aclose()
         strict = await _setup(pool, mode="fork")
@@ -94,11 +99,6 @@ async def test_a_failing_snapshot_turns_forks_off_for_the_task_and_replay_goes_o
     provider.snapshot = refuse  # an app CRIU cannot dump
     async with SandboxPool(provider, capacity=4) as pool:
         restore = await _setup(pool, mode="auto")
-        async with restore.at([]) as lease:
-            await lease.execute(C[0])
-        async with restore.at([C[0]]) as lease:
-            await lease.execute(JUNK)
-        async with restore.at([C[0]]) as lease:
-            assert lease.restore["kind"] == "replay" and lease.sandbox.state == "1"
+        await _sibling_is_replayed(restore)
         assert "Unix socket 600074 not found" in restore.fork_off
         await restore.aclose()
