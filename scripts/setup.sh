@@ -53,6 +53,8 @@ install_criu() {
     mkdir -p "$criu_cache"
     install -m 0755 "$src/criu-$criu_version/criu/criu" "$criu_cache/criu"
     rm -rf "$src"
+    find "$(dirname "$criu_cache")" -mindepth 1 -maxdepth 1 -name 'criu-*' ! -path "$criu_cache" \
+      -exec rm -rf {} +  # builds of earlier patches
   fi
   install -m 0755 "$criu_cache/criu" /usr/local/sbin/criu
 }
@@ -66,7 +68,8 @@ write_criu_conf() {
     # ghost-limit: open files already deleted go into the image (Chromium keeps 4 MB ones);
     # file-locks: Chromium and Thunderbird lock their profiles.
     printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' 'irmap-scan-path /usr/share/dbus-1' \
-      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /usr/share/zoneinfo' \
+      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /usr/local/share' \
+      'irmap-scan-path /usr/share/zoneinfo' \
       'irmap-scan-path /run/systemd' 'irmap-scan-path /home' 'irmap-scan-path /tmp' \
       'irmap-scan-path /root' >/etc/criu/runc.conf
   fi
