@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from harness.base.errors import SandboxError
 from vm.docker import DockerProvider, DockerSandbox
-from vm.fork_bench import CASES, _open, _still, same_screen
+from vm.fork_bench import CASES, open_app, same_screen, still_screen
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +35,7 @@ async def editor(forking: DockerProvider) -> AsyncIterator[DockerSandbox]:
     box = await forking.start()
     try:
         await box.upload("/home/user/before.txt", b"written before the snapshot\n")
-        await _open(box, CASES["text_editor"])
+        await open_app(box, CASES["text_editor"])
         yield box
     finally:
         await forking.stop(box)
@@ -55,7 +55,7 @@ async def _saved(box: DockerSandbox, text: str) -> str:
 
 async def test_forks_of_one_snapshot_run_side_by_side_each_in_the_snapshot_state(
         forking: DockerProvider, editor: DockerSandbox) -> None:
-    shot = await _still(editor)
+    shot = await still_screen(editor)
     snap = await forking.snapshot(editor)
     assert snap.size_bytes > 10 * 2**20 and snap.source == editor.name
     forks: list[DockerSandbox] = []

@@ -96,7 +96,7 @@ def _window_alive(klass: str) -> Alive:
         found = await box.run(["xdotool", "search", "--onlyvisible", "--class", klass])
         if not found.output.strip():
             return f"no visible {klass} window"
-        return "" if _diff(before, after)[0] else "the screen did not change on a keypress"
+        return "" if diff_pixels(before, after)[0] else "the screen did not change on a keypress"
     return alive
 
 
@@ -126,7 +126,7 @@ CASES = {
 }
 
 
-def _diff(a: bytes, b: bytes) -> tuple[int, tuple[int, int, int, int] | None]:
+def diff_pixels(a: bytes, b: bytes) -> tuple[int, tuple[int, int, int, int] | None]:
     """(pixels that differ, their bounding box) between two PNG screenshots."""
     from PIL import Image, ImageChops
 
@@ -141,13 +141,13 @@ def same_screen(a: bytes, b: bytes) -> bool:
     """Equal screenshots, a blinking text caret aside (at most 3 px wide and 40 px tall).
 
     The desktop shows no clock and Xvfb screenshots carry no mouse pointer."""
-    pixels, bbox = _diff(a, b)
+    pixels, bbox = diff_pixels(a, b)
     if not pixels:
         return True
     return bbox is not None and bbox[2] - bbox[0] <= 3 and bbox[3] - bbox[1] <= 40
 
 
-async def _still(box: Any, *, timeout: float = 30.0) -> bytes:
+async def still_screen(box: Any, *, timeout: float = 30.0) -> bytes:
     """A screenshot once two taken a second apart are the same (the app finished drawing)."""
     last = await box.guest.screenshot()
     deadline = anyio.current_time() + timeout
@@ -160,13 +160,13 @@ async def _still(box: Any, *, timeout: float = 30.0) -> bytes:
     return last
 
 
-async def _open(box: Any, case: AppCase) -> None:
+async def open_app(box: Any, case: AppCase) -> None:
     await box.guest.launch(case.launch)
     found = await box.run(["timeout", str(int(case.start_s)), "xdotool", "search", "--sync", "--onlyvisible",
                            "--class", case.window], timeout=case.start_s + 10)
     if not found.ok:
         raise SandboxError(f"{case.name}: no {case.window} window within {case.start_s:.0f}s")
-    await _still(box)
+    await still_screen(box)
     for action in case.before:
         await box.execute(action)
 
@@ -176,8 +176,8 @@ async def measure_app(provider: Any, case: AppCase, forks: int) -> dict[str, Any
     box = await provider.start()
     made: list[Any] = []
     try:
-        await _open(box, case)
-        shot = await _still(box)
+        await open_app(box, case)
+        shot = await still_screen(box)
         try:
             snap = await provider.snapshot(box)
         except SandboxError as e:
@@ -195,7 +195,7 @@ async def measure_app(provider: Any, case: AppCase, forks: int) -> dict[str, Any
             made.append(fork)
             seconds = time.monotonic() - t0
             after = await fork.guest.screenshot()
-            pixels, box_ = _diff(shot, after)
+            pixels, box_ = diff_pixels(shot, after)
             why = await case.alive(fork, i)
             rows.append({"fork_s": round(seconds, 3), "diff_pixels": pixels, "diff_box": box_,
                          "same_screen": same_screen(shot, after), "alive": not why, "why": why})
@@ -217,8 +217,8 @@ async def side_by_side(provider: Any, n: int) -> dict[str, Any]:
     box = await provider.start()
     forks: list[Any] = []
     try:
-        await _open(box, case)
-        await _still(box)
+        await open_app(box, case)
+        await still_screen(box)
         snap = await provider.snapshot(box)
         times = []
         for _ in range(n):
