@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiodocker
 import anyio
 import pytest
 import pytest_asyncio
 
 from harness.base.errors import SandboxError
 from vm.docker import DockerProvider, DockerSandbox
+from vm.docker_fork import gc_snapshots
 from vm.fork_bench import CASES, open_app, same_screen, still_screen
 
 pytestmark = pytest.mark.docker
@@ -101,3 +103,15 @@ async def test_a_dropped_snapshot_cannot_be_forked_but_its_forks_live_on(
         assert UNSAVED in got and "after the drop" in got
     finally:
         await forking.stop(fork)
+
+
+async def test_vm_gc_removes_snapshots_of_dead_runs_and_keeps_live_ones(
+        forking: DockerProvider, editor: DockerSandbox, test_run_id: str) -> None:
+    snap = await forking.snapshot(editor)
+    folder = snap.extra["checkpoint_dir"]
+    async with aiodocker.Docker() as docker:
+        assert await gc_snapshots(docker, test_run_id, stale_only=True) == 0  # its owner (this process) lives
+        assert (await docker.images.inspect(snap.extra["image"]))["Id"]
+        assert await gc_snapshots(docker, test_run_id) == 1
+    assert not await anyio.Path(folder).exists()
+    await forking.drop(snap)  # already gone: nothing to do, no error

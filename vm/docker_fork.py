@@ -30,6 +30,7 @@ import anyio
 import orjson
 
 from harness.base.errors import SandboxError
+from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
 from vm.types import Snapshot
 
 if TYPE_CHECKING:
@@ -124,8 +125,11 @@ class DockerForks:
                 # processes had open (CRIU checks their sizes on restore).
                 await docker._query_json(f"containers/{box.container_id}/pause", "POST")
                 paused = True
+                # Labels for `vm gc`: whose snapshot it is and where its checkpoint lives.
+                labels = {LABEL_SNAPSHOT: sid, LABEL_RUN: self.provider.run_id, LABEL_OWNER: owner_label(),
+                          LABEL_DIR: str(folder)}
                 await container.commit(repository=SNAPSHOT_REPO, tag=sid, pause=False,
-                                       changes=[f"LABEL {LABEL_SNAPSHOT}={sid}"])
+                                       changes=[f'LABEL {k}="{v}"' for k, v in labels.items()])
                 body = {"CheckpointID": CHECKPOINT_ID, "CheckpointDir": str(folder), "Exit": False}
                 await docker._query_json(f"containers/{box.container_id}/checkpoints", "POST",
                                          data=orjson.dumps(body).decode())
@@ -213,6 +217,31 @@ class DockerForks:
         except TimeoutError:
             log.warning("removing snapshot image %s timed out", image)
         await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+
+
+async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, stale_only: bool = False) -> int:
+    """Remove snapshot images (and their checkpoint folders) left by runs, like `gc_containers`;
+    an image a container still uses is kept. Returns how many were removed."""
+    labels = [LABEL_SNAPSHOT] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
+    with anyio.fail_after(30.0):
+        images = await docker.images.list(filters={"label": labels})
+    removed = 0
+    for image in images:
+        found = image.get("Labels") or {}
+        if stale_only and owner_alive(found.get(LABEL_OWNER)):
+            continue
+        try:
+            with anyio.fail_after(60.0):
+                await docker.images.delete(image["Id"], force=False)
+        except aiodocker.DockerError as e:
+            if e.status != 404:
+                log.info("snapshot image %s kept: %s", image["Id"][:19], e.message)
+                continue
+        removed += 1
+        folder = found.get(LABEL_DIR)
+        if folder and Path(folder).parent.name == "snapshots":
+            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+    return removed
 
 
 def _link_tree(src: Path, dst: Path) -> None:
