@@ -112,6 +112,9 @@ async def test_vm_gc_removes_snapshots_of_dead_runs_and_keeps_live_ones(
     async with aiodocker.Docker() as docker:
         assert await gc_snapshots(docker, test_run_id, stale_only=True) == 0  # its owner (this process) lives
         assert (await docker.images.inspect(snap.extra["image"]))["Id"]
-        assert await gc_snapshots(docker, test_run_id) == 1
+        # This one, and any a fork still used when the test above dropped it (freed at close).
+        assert await gc_snapshots(docker, test_run_id) >= 1
+        with pytest.raises(aiodocker.DockerError):
+            await docker.images.inspect(snap.extra["image"])
     assert not await anyio.Path(folder).exists()
     await forking.drop(snap)  # already gone: nothing to do, no error
