@@ -254,6 +254,9 @@ def _link_tree(src: Path, dst: Path) -> None:
         shutil.copytree(src, dst)
 
 
+_CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
+
+
 def criu_reason(message: str) -> str:
     """The engine's error with CRIU's own error lines from the log file it names (runc's message
     says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
@@ -264,9 +267,9 @@ def criu_reason(message: str) -> str:
             lines = Path(found.group(1)).read_text(errors="replace").splitlines()
         except OSError:
             lines = []
-        errors = [line.split(": ", 1)[-1].strip() for line in lines
-                  if "Error (" in line and "RLIMIT_NOFILE" not in line]
-    head = _one_line(str(message).split(" log file:")[0].split(" path=")[0])
+        errors = [m.group(1).strip() for m in map(_CRIU_ERROR.search, lines)
+                  if m and "RLIMIT_NOFILE" not in m.group(1)]
+    head = _one_line(re.split(r"\s(?:log file:|path=)", str(message))[0])
     return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
 
 
