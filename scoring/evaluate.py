@@ -71,10 +71,12 @@ async def fetch_state(spec: GetterSpec, guest: Guest, ctx: TaskContext) -> Any:
         if not await _guest_answers(guest):
             raise SandboxError(f"{why}; the guest does not answer") from e
         raise NothingFound(f"{why} (the guest answers: the state the agent left blocks it)") from e
-    except (HarnessError, NothingFound):
+    except HarnessError:
         raise
     except Exception as e:
-        if is_bad_input(e):  # the state is not what the getter expects (missing file, bad XML)
+        if type(e) is NothingFound:
+            raise
+        if is_bad_input(e) or isinstance(e, NothingFound):  # the state is not what the getter expects (missing file, bad XML)
             raise NothingFound(f"getter {spec.type} failed: {describe(e)}") from e
         if run_fatal(e):
             raise  # the host cannot write: the run stops
@@ -150,7 +152,7 @@ async def evaluate(task: Task, guest: Guest, actions: Sequence[Any], ctx: RunCon
     if ev.postconfig:
         await run_setup(ev.postconfig, guest, tctx, phase="postconfig")
     result = await _score(task, guest, actions, tctx)
-    result.notes = list(tctx.notes)
+    result.notes = list(getattr(tctx, "notes", None) or [])  # no context: infeasible-only callers
     return result
 
 
