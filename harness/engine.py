@@ -159,6 +159,7 @@ class Engine:
             config, pool, agent, setup=setup, evaluate=evaluate, context=context,
             run_dir=getattr(store, "run_dir", None))
         self.stats = EngineStats()
+        self._run_dir = getattr(store, "run_dir", None)
 
     async def run(self) -> EngineStats:
         keys = [(t.domain, t.id) for t in self.tasks]
@@ -178,7 +179,7 @@ class Engine:
             try:
                 await self._run_task(task)
             except OSError as e:  # the run store could not write: no later task could be recorded
-                if (why := run_fatal(e)) is None:
+                if (why := run_fatal(e, self._run_dir)) is None:
                     raise
                 raise RunStopped(why) from e
             finally:
@@ -211,7 +212,7 @@ class Engine:
             except RunStopped:
                 raise
             except Exception as e:  # a bug outside the runner's phases (pool, env): this task only
-                if (why := run_fatal(e)) is not None:
+                if (why := run_fatal(e, self._run_dir)) is not None:
                     raise RunStopped(why) from e
                 log.exception("task %s/%s: attempt failed", task.domain, task.id)
                 result = task_failure(e, "attempt")

@@ -279,3 +279,35 @@ def test_postconfig_window_gone_on_a_real_sandbox_is_a_note_and_the_run_goes_on(
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads((run_dir / "os" / "postconfig-bad-step" / "result.json").read_text())
     assert again["fault"] == "task" and again["error"] == bad["error"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()[:200]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_run_directory_disk_stops_the_run_with_one_line_and_resume_finishes_it(
+        tmp_path: Path, tiny_disk: Path) -> None:
+    suite = write_sim_suite(tmp_path / "suite", tasks=40)
+    run_dir = tiny_disk / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = harness(env, "run", "--benchmark", str(suite), "--agent", "oracle", "--provider", "sim",
+                   "--run-dir", str(run_dir), "-q")
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "cannot write" in err and str(run_dir) in err and "No space left" in err and "resume" in err
+    finished = len(list(run_dir.glob("sim/*/result.json")))
+    assert finished < 40
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+    proc = harness(env, "resume", str(run_dir), "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(run_dir.glob("sim/*/result.json"))) == 40

@@ -68,10 +68,12 @@ def task_failure(e: BaseException, phase: str, *, fault: str | None = None) -> d
     return result
 
 
-def run_fatal(e: BaseException) -> str | None:
-    """The one-line reason when `e` must stop the whole run (the host cannot write), else None."""
+def run_fatal(e: BaseException, where: object = None) -> str | None:
+    """The one-line reason when `e` must stop the whole run (the host cannot write), else None;
+    `where` names the place when the error does not (the run directory)."""
     if isinstance(e, OSError) and e.errno in _RUN_FATAL_ERRNOS:
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        place = getattr(e, "filename", None) or where
+        where = f" ({place})" if place else ""
         return f"the host cannot write{where}: {e.strerror or e}; free space, then `python -m harness resume`"
     return None
 
