@@ -91,3 +91,41 @@ def test_a_worker_builds_its_agent_from_the_head_prompt_text_not_the_path(tmp_pa
                          "agent_options": {"prompts_from": str(prompts)}})
     with pytest.raises(ConfigError, match="not SYS_PROMPT_IN_SCREENSHOT_OUT_CODE"):
         build_agent(other, prompt_set=head.prompt_set)
+
+
+@pytest.mark.ray
+async def test_a_ray_run_with_prompts_from_uses_the_head_template_on_every_worker(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    import json
+
+    import anyio
+    from test_prompt_parity_cli import solve
+
+    from harness.llm.sim import SimConfig, SimServer
+
+    prompts = tmp_path / "prompts.py"
+    prompts.write_text(f"SYS_PROMPT_IN_A11Y_OUT_CODE = {TEMPLATE!r}\n")
+    suite = write_sim_suite(tmp_path / "suite", tasks=4)
+    run_dir = tmp_path / "run"
+    systems: list[str] = []
+
+    def policy(request: dict) -> str:
+        systems.append(request["messages"][0]["content"][0]["text"])
+        return solve(request)
+
+    async with SimServer(SimConfig(policy=policy)) as server:
+        pfile = tmp_path / "providers.json"
+        pfile.write_text(json.dumps({"default_model": "sim-model", "endpoints": [
+            {"kind": "openai-compatible", "base_url": server.url, "models": ["*"]}]}))
+        with anyio.fail_after(300):
+            proc = await anyio.run_process(
+                [sys.executable, "-m", "harness", "run", "--benchmark", str(suite), "--agent", "prompt",
+                 "--provider", "sim", "--providers-file", str(pfile), "--observation-type", "a11y_tree",
+                 "--max-steps", "6", "--agent-option", "settle_s=0", "--agent-option", f"prompts_from={prompts}",
+                 "--run-dir", str(run_dir), "--ray", "local:2", "-q"], cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    results = [json.loads(p.read_text()) for p in run_dir.glob("sim/*/result.json")]
+    assert len(results) == 4 and all(r["score"] == 1.0 for r in results), results
+    assert all(r.get("node") for r in results)  # each ran on a cluster worker
+    rendered = TEMPLATE.replace("{CLIENT_PASSWORD}", "password")
+    assert systems and all(s.startswith(rendered) for s in systems)
