@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from harness.base.errors import TaskError
@@ -44,10 +45,16 @@ def task_dir(run_dir: Path, domain: str, task_id: str) -> Path:
     return run_dir / check_component(domain, "domain", key) / check_component(task_id, "task id", key)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
+
 def check_file_name(name: str) -> str:
-    """A file an attempt may write into its task folder: plain name, not one of ours."""
-    if not name or name.startswith(".") or any(c in name for c in "/\\\0") or name in (".", ".."):
-        raise ValueError(f"attempt file name {name!r} must be a plain name without '/' or leading '.'")
-    if name in RESERVED_TASK_FILES:
+    """A file an attempt may write or append to in its task folder: a plain name (letters, digits,
+    `. _ -`, not starting with `.`), not one of the run store's own files (traj.jsonl included:
+    steps go through record_step). Cluster workers' file names are checked by the same rule."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"attempt file name {str(name)[:80]!r} must be a plain name (letters, digits, '._-', "
+                         "no leading '.')")
+    if name in RESERVED_TASK_FILES or name == TRAJ:
         raise ValueError(f"attempt file name {name!r} is reserved by the run directory")
     return name

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 import orjson
 
 from harness.base.errors import SandboxError
 from harness.base.faults import FAULTS, PHASES
+from results.layout import check_file_name
 
 log = logging.getLogger("harness.cluster")
 
@@ -26,9 +26,6 @@ MAX_STEP = 100_000  # deeper than any agent's step budget; a bigger number is no
 MAX_BYTES = 256 << 20  # one screenshot or artifact
 MAX_JSON_BYTES = 4 << 20  # one step record, JSONL line or result, serialized
 MAX_TEXT = 100_000  # one string field of a result
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
-# Files the run store writes itself: a worker may not write or append to them.
-_OURS = frozenset({"result.json", "result.txt", "attempt.json", "attempts", "traj.jsonl"})
 # Result fields an attempt runner produces (harness.engine.LocalAttemptRunner), with their checks.
 _TEXT_FIELDS = ("error", "eval_error", "last_action")
 
@@ -38,11 +35,12 @@ class MalformedEvent(SandboxError):
 
 
 def file_name(name: Any) -> str:
-    """A plain file name in the task folder that is not one of the run store's own files."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _OURS:
-        raise MalformedEvent(f"file name {str(name)[:80]!r}: expected a plain name (letters, digits, . _ -) "
-                             "that is not one of the run directory's own files")
-    return name
+    """A plain file name in the task folder that is not one of the run store's own files (the
+    rule a local attempt's files follow: results.layout.check_file_name)."""
+    try:
+        return check_file_name(name)
+    except ValueError as e:
+        raise MalformedEvent(f"file name: {e}") from None
 
 
 def _blob(data: Any, what: str) -> bytes:

@@ -30,8 +30,8 @@ import ray
 
 from harness.base.errors import SandboxError
 from harness.base.faults import run_fatal, task_failure
-from harness.cluster.events import file_name
 from harness.engine import LocalAttemptRunner, _short
+from results.layout import check_file_name
 
 log = logging.getLogger("harness.cluster.worker")
 
@@ -59,19 +59,12 @@ class StreamedAttempt:
         return int(n)
 
     async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path:
-        # The head refuses a bad name (its check): raised here, the agent fails as it would locally.
-        await self._send(("file", _name(name), bytes(data), durable))
+        # The head refuses a bad name; checked here by the same rule, the agent fails as locally.
+        await self._send(("file", check_file_name(name), bytes(data), durable))
         return Path(name)
 
     async def append_jsonl(self, name: str, obj: Any) -> None:
-        await self._send(("jsonl", _name(name), obj))
-
-
-def _name(name: str) -> str:
-    try:
-        return file_name(name)
-    except SandboxError as e:
-        raise ValueError(str(e)) from None
+        await self._send(("jsonl", check_file_name(name), obj))
 
 
 class SandboxWorker:
