@@ -182,7 +182,8 @@ def test_each_fault_ends_its_own_task_with_its_reason_and_the_run_and_resume_com
     recs = records(run_dir)
     check_faults(recs)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["done"] == 9 and summary["eval_errors"] == 6
+    # 6 evaluations could not score (5 once a 429 is retried as the environment's, item 2)
+    assert summary["done"] == 9 and summary["eval_errors"] == sum(bool(r["eval_error"]) for r in recs.values()) >= 5
     assert summary["faults"] == {"task": 4, "harness": 1, "environment": 1} or \
         summary["faults"] == {"task": 3, "harness": 1, "environment": 2}  # 429 (see check_faults)
     resume_reruns_faulty_tasks(env, run_dir, recs)
