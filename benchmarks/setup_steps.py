@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -100,20 +101,26 @@ def _needs_screen(command: str | list[str]) -> bool:
 # --- steps -----------------------------------------------------------------------------------------
 
 
+async def _push(guest: Guest, local: Path, path: str) -> None:
+    """A host file into the guest: streamed when the guest can (a download may be a gigabyte)."""
+    upload_from = getattr(guest, "upload_from", None)
+    if upload_from is not None:
+        await upload_from(path, local)
+    else:
+        await guest.upload(path, await anyio.Path(local).read_bytes())
+
+
 @step("download")
 async def _download(p: DownloadParams, guest: Guest, ctx: TaskContext) -> None:
     for f in p.files:
-        local = await ctx.fetch(f.url)
-        data = await anyio.Path(local).read_bytes()
-        await guest.upload(ctx.guest_path(f.path), data)
+        await _push(guest, await ctx.fetch(f.url), ctx.guest_path(f.path))  # size capped by HostFiles.max_bytes
 
 
 @step("upload_file")
 async def _upload_file(p: UploadFileParams, guest: Guest, ctx: TaskContext) -> None:
     for f in p.files:
         local = await ctx.fetch(f.local_path)  # confined to the suite's assets folder
-        data = await anyio.Path(local).read_bytes()
-        await guest.upload(ctx.guest_path(f.path), data)
+        await _push(guest, local, ctx.guest_path(f.path))
 
 
 @step("open")

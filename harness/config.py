@@ -42,6 +42,8 @@ class RunConfig(BaseModel):
     agent: str = "oracle"
     model: str | None = None
     agent_options: dict[str, Any] = Field(default_factory=dict)
+    agent_path: str | None = Field(None, description="folder(s) put first on the import path for "
+                                   "--agent osworld:MODULE:CLASS (os.pathsep-separated)")
     action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
     observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
     concurrency: int = Field(4, ge=1, le=512)
@@ -63,10 +65,17 @@ class RunConfig(BaseModel):
     llm_cache: str | None = Field(None, description="LLM response cache file; default <run_dir>/llm_cache.sqlite. "
                                   "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
+    record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
                                                        "'bridge' only for tasks that need the internet")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
+    sandbox_file_limit_mb: int = Field(1024, ge=1, description="largest file taken from a sandbox or a task "
+                                       "download (streamed to disk); more ends the task with a size error")
+    sandbox_message_limit_mb: int = Field(128, ge=1, description="largest response or WebSocket message from a "
+                                          "sandbox held in memory; more ends the task with a size error")
+    allow_private_urls: bool = Field(False, description="task downloads may reach loopback, link-local and "
+                                     "private-network hosts (refused by default: task files are untrusted)")
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "
                               "proxy: true (Chrome's --proxy-server, http(s)_proxy for their commands), as OSWorld")
 

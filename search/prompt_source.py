@@ -17,9 +17,12 @@ other placeholder is touched. Every problem is a ConfigError of one line naming 
 was expected, raised when the agent is built, before any task starts.
 
 `PromptSet.sha256` is the hash of the template text used (for the run record); each step also
-records the hash of the exact system message sent (`system_sha256`). A Ray run reads the file once,
-on the head, and ships the PromptSet (text and hash) to its workers (`check_shipped`): a worker
-never re-reads a path that may not exist on its machine.
+records the hash of the exact system message sent (`system_sha256`) and of the text written to
+`system_prompt.txt` (`system_file_sha256`): the same text, except that a password other than the
+default is masked there, so neither the file nor an export built from it shows it.
+
+A Ray run reads the file once, on the head, and ships the PromptSet (text and hash) to its
+workers (`check_shipped`): a worker never re-reads a path that may not exist on its machine.
 
 Files are checked for size before they are read (4 MB); one too deeply nested for Python's parser
 (or for this reader) is one ConfigError line, like any other that does not parse.
@@ -50,6 +53,8 @@ BUILTIN = "builtin"
 # The system message an attempt sent, word for word, in its task folder: export trains on what the
 # model saw (results/export/episodes.py) whichever prompts or profile the run used.
 SYSTEM_PROMPT_FILE = "system_prompt.txt"
+DEFAULT_PASSWORD = "password"  # the OSWorld image's, public; any other is masked in what we record
+PASSWORD_MASK = "***"
 _MAX_BYTES = 4 * 1024 * 1024  # a prompts file is text of some kB; refuse to read anything huge
 _STRIPS = frozenset({"strip", "lstrip", "rstrip"})
 

@@ -28,9 +28,8 @@ import pytest
 from benchmarks.sim_suite import write_sim_suite
 
 REPO = Path(__file__).resolve().parents[1]
-# Run-time downloads from loopback: when the harness refuses private addresses unless told
-# (`--allow-private-urls`, issue 22 item 2), that flag goes here and nowhere else.
-PRIVATE_URL_FLAGS: list[str] = []
+# Run-time downloads from loopback are refused unless the run allows private addresses.
+PRIVATE_URL_FLAGS: list[str] = ["--allow-private-urls"]
 
 
 class _Files(http.server.BaseHTTPRequestHandler):

@@ -40,7 +40,7 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     owner_label,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
-from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
+from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES, ExecResult, GuestBacked, Observation, SandboxInfo
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,10 @@ class DockerSettings(BaseModel):
     request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
     runtime_dir: Path | None = Field(None, description="parent of the per-sandbox socket folders")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the guest")
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1, description="largest file taken from a sandbox (streamed "
+                                "to disk); more is a task error")
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1, description="largest response or WebSocket message "
+                                   "held in memory from a sandbox; more is a task error")
 
     def resolve_image(self) -> str:
         if self.image:
@@ -151,6 +155,8 @@ class DockerSettings(BaseModel):
             token=spec.token,
             name=spec.name,
             request_timeout=self.request_timeout_s,
+            max_file_bytes=self.max_file_bytes,
+            max_message_bytes=self.max_message_bytes,
         )
 
 

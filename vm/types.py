@@ -7,7 +7,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from harness.base.errors import SandboxError
+from harness.base.errors import SandboxError, TaskError
+
+MAX_FILE_BYTES = 1 << 30  # a file fetched from a sandbox (vm_file & co.), streamed to disk
+MAX_MESSAGE_BYTES = 128 << 20  # one response or WebSocket message held in memory (tunnel, API)
+
+
+class TooLarge(TaskError):
+    """A sandbox sent more than the host takes (a file, a response, a message): the task's fault
+    (what its agent or setup made), never a reason to hold it all in memory."""
 
 
 class WindowNotFound(SandboxError):

@@ -111,6 +111,7 @@ class SandboxWorker:
 
     async def _prepare(self, spec: dict[str, Any], stack: AsyncExitStack) -> None:
         from benchmarks.context import RunContext
+        from benchmarks.downloads import HostFiles
         from benchmarks.loader import load_suite
         from benchmarks.setup_steps import run_task_setup
         from harness.cluster.suite_ship import unpack_suite
@@ -165,7 +166,8 @@ class SandboxWorker:
         scratch = Path(tempfile.mkdtemp(prefix=f"cua-worker-{spec['run_id']}-"))
         stack.callback(lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
         self._ctx = RunContext.for_suite(suite, run_dir=scratch, screen_size=(config.screen_width, config.screen_height),
-                                         proxy=config.proxy)
+                                         proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
+                                                                      max_bytes=config.sandbox_file_limit_mb << 20))
         self._runner = LocalAttemptRunner(config, pool, agent, setup=run_task_setup, evaluate=evaluate,
                                           context=self._ctx, run_dir=scratch)
         self.info = {"node_id": node, "pid": os.getpid(), "slots": slots, "tasks": len(self._tasks),

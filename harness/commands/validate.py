@@ -80,7 +80,8 @@ async def _validate_solutions(args: argparse.Namespace, path: Path) -> int:
     for agent in ("oracle", "done"):
         config = make_config({"benchmark": args.benchmark, "agent": agent, "concurrency": args.concurrency,
                               "run_dir": root / agent, "domains": args.domains, "tasks": args.tasks,
-                              "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list})
+                              "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list,
+                              "allow_private_urls": args.allow_private_urls})
         code = await execute_run(config, show_summary=False)
         if code == 130:
             return 130
@@ -132,6 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-list", help="OSWorld-layout suites: the {domain: [ids]} file (default test_all.json)")
     p.add_argument("--provider", choices=["docker", "sim"], default="docker")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
+                   "link-local and private-network hosts (refused by default)")
 
     def _run(args: argparse.Namespace) -> int:
         from harness.base.aio import run

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.base.errors import ConfigError
+from search.agent_options import parse_agent_options
 
 # Keys the runner passes to every agent factory; `llm` is the run's client, the rest are run options.
 ENGINE_KEYS = frozenset({"llm"})
@@ -104,17 +104,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def parse_options(agent: str, options: dict[str, Any]) -> tuple[MCTSOptions, Any]:
     """(options, llm) from the factory's dict: preset, then the user's `--agent-option`s."""
-    opts = dict(options)
-    llm = opts.pop("llm", None)
-    for key in ENGINE_KEYS:
-        opts.pop(key, None)
-    values = {**PRESETS[agent], **{k: v for k, v in opts.items() if v is not None}}
-    try:
-        return MCTSOptions(**values), llm
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "options"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"agent {agent}: unknown option '{where}'; expected one of "
-                              f"{', '.join(MCTSOptions.model_fields)}") from None
-        raise ConfigError(f"agent {agent}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
+    return parse_agent_options(agent, MCTSOptions, options, drop=ENGINE_KEYS, preset=PRESETS[agent])
