@@ -40,10 +40,14 @@ class RunStopped(HarnessError):
     with this one line; `resume` continues once it is fixed."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of `e`'s message."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else ""
+
+
 def short(e: BaseException) -> str:
     """`Type: first line of the message`, at most 500 characters."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}"[:500]
+    return f"{type(e).__name__}: {first_line(e)}"[:500]
 
 
 def fault_of(e: BaseException, phase: str) -> str:
@@ -78,5 +82,5 @@ def run_fatal(e: BaseException, where: object = None) -> str | None:
     return None
 
 
-__all__ = ["AGENT", "ENVIRONMENT", "FAULTS", "HARNESS", "PHASES", "TASK", "RunStopped", "fault_of", "run_fatal",
-           "short", "task_failure"]
+__all__ = ["AGENT", "ENVIRONMENT", "FAULTS", "HARNESS", "PHASES", "TASK", "RunStopped", "fault_of", "first_line",
+           "run_fatal", "short", "task_failure"]

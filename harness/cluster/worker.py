@@ -29,7 +29,7 @@ import anyio
 import ray
 
 from harness.base.errors import SandboxError
-from harness.base.faults import run_fatal, task_failure
+from harness.base.faults import first_line, run_fatal, task_failure
 from harness.engine import LocalAttemptRunner, _short
 from results.layout import check_file_name
 
@@ -232,10 +232,10 @@ class SandboxWorker:
                 await self._ctx.discard(task)  # a solved task's fetched files answer no question
             await queue.put(("result", result, time.monotonic() - started))
         except SandboxError as e:
-            await queue.put(("error", "sandbox", _short(e)))
+            await queue.put(("error", "sandbox", first_line(e)))
         except Exception as e:
             if run_fatal(e):  # this node's disk: another node may take the attempt
-                await queue.put(("error", "sandbox", _short(e)))
+                await queue.put(("error", "sandbox", _short(e)))  # its type says what failed
                 return
             # What the local engine records for the same failure (harness.engine.Engine._run_task).
             log.exception("task %s/%s: attempt failed on this worker", domain, task_id)
