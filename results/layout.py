@@ -45,16 +45,17 @@ def task_dir(run_dir: Path, domain: str, task_id: str) -> Path:
     return run_dir / check_component(domain, "domain", key) / check_component(task_id, "task id", key)
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+_NOT_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")  # path separators and control characters
 
 
 def check_file_name(name: str) -> str:
-    """A file an attempt may write or append to in its task folder: a plain name (letters, digits,
-    `. _ -`, not starting with `.`), not one of the run store's own files (traj.jsonl included:
-    steps go through record_step). Cluster workers' file names are checked by the same rule."""
-    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
-        raise ValueError(f"attempt file name {str(name)[:80]!r} must be a plain name (letters, digits, '._-', "
-                         "no leading '.')")
+    """A file an attempt may write or append to in its task folder: a plain name (no path
+    separator or control character, no leading `.`, at most 200 characters), not one of the run
+    store's own files (traj.jsonl included: steps go through record_step). Cluster workers' file
+    names are checked by the same rule."""
+    if not isinstance(name, str) or not name or name.startswith(".") or len(name) > 200 or _NOT_IN_NAMES.search(name):
+        raise ValueError(f"attempt file name {str(name)[:80]!r} must be a plain name without '/', control "
+                         "characters or a leading '.'")
     if name in RESERVED_TASK_FILES or name == TRAJ:
         raise ValueError(f"attempt file name {name!r} is reserved by the run directory")
     return name

@@ -79,6 +79,8 @@ def step(record: Any, png: Any) -> tuple[dict[str, Any], bytes | None]:
     n = record.get("step_num")
     if n is not None and (_count(n, "step_num", MAX_STEP) < 1):
         raise MalformedEvent("step_num: expected an integer >= 1, got 0")
+    if record.get("screenshot_file"):  # an agent's own screenshot name (OSWorld-interface agents)
+        file_name(record["screenshot_file"])
     _json(record, "step record")
     return record, None if png is None else _blob(png, "screenshot")
 
