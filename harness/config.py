@@ -67,7 +67,8 @@ class RunConfig(BaseModel):
     quiet: bool = False
     record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
-                                                       "'bridge' only for tasks that need the internet")
+                                                       "'bridge' only for tasks that need the internet (the "
+                                                       "sandboxes' own network, inter-container traffic off)")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
     sandbox_file_limit_mb: int = Field(1024, ge=1, description="largest file taken from a sandbox or a task "

@@ -10,8 +10,10 @@ appears in a message.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,6 +68,7 @@ class GuestClient:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._pinned_fd: int | None = None  # see _pin_socket
 
     def __repr__(self) -> str:  # never show the token
         where = self.socket_path or self.base_url
@@ -79,7 +82,8 @@ class GuestClient:
         if self._session is None:
             connector: aiohttp.BaseConnector
             if self.socket_path is not None:
-                connector = aiohttp.UnixConnector(path=self.socket_path)
+                path = self.socket_path if self._pinned_fd is None else f"/proc/self/fd/{self._pinned_fd}"
+                connector = aiohttp.UnixConnector(path=path)
             else:
                 connector = aiohttp.TCPConnector()
             # Per-request deadlines are passed on every call; the session has none of its own.
@@ -94,6 +98,24 @@ class GuestClient:
         if session is not None:
             with anyio.CancelScope(shield=True):
                 await session.close()
+        fd, self._pinned_fd = self._pinned_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def _pin_socket(self) -> None:
+        """From now on connect to the socket file the ready guest made, not to whatever bears its
+        name later: code in the sandbox that became root (OSWorld's `user` has sudo) could
+        otherwise put a server of its own at that path. The file is held by an O_PATH descriptor
+        and reached through /proc/self/fd (Linux)."""
+        if self.socket_path is None or self._pinned_fd is not None or sys.platform != "linux":
+            return
+        try:
+            self._pinned_fd = os.open(self.socket_path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise SandboxError(f"{self.name}: cannot hold the guest socket {self.socket_path}: {e.strerror}") from e
+        session, self._session = self._session, None  # its pooled connections go to the same guest
+        if session is not None:
+            await session.close()
 
     async def _request(
         self,
@@ -188,6 +210,7 @@ class GuestClient:
             now = anyio.current_time()
             try:
                 await self._request("GET", self.health_path, timeout=max(0.1, min(2.0, deadline - now)))
+                await self._pin_socket()
                 return anyio.current_time() - start
             except SandboxError as e:
                 last = str(e)

@@ -38,6 +38,7 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_RUN,
     gc_containers,
     owner_label,
+    remove_networks,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
 from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES, ExecResult, GuestBacked, Observation, SandboxInfo
@@ -68,6 +69,7 @@ class SandboxSpec:
     token: str | None
     host_dir: Path
     labels: dict[str, str]
+    network: str | None = None  # the provider's own network, when the profile asks for a bridge
 
 
 class ContainerProfile(Protocol):
@@ -98,7 +100,8 @@ class DockerSettings(BaseModel):
     cpus: float = Field(1.0, gt=0, description="CPU quota per sandbox, in cores")
     pids_limit: int = Field(512, ge=64)
     shm_mb: int = Field(512, ge=64, description="/dev/shm size; LibreOffice needs more than Docker's 64 MB")
-    network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network")
+    network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network; "
+                         "'bridge' means a network of this provider's own with inter-container traffic off")
     start_timeout_s: float = Field(60.0, gt=0, description="create + start + guest ready, per sandbox")
     stop_timeout_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
@@ -136,7 +139,7 @@ class DockerSettings(BaseModel):
             "Hostname": "desktop",  # same in every sandbox: identical screens replay from the LLM cache
             "HostConfig": {
                 "Binds": [f"{spec.host_dir}:{GUEST_MOUNT}"],
-                "NetworkMode": self.network,
+                "NetworkMode": spec.network or self.network,
                 "Memory": mem,
                 "MemorySwap": mem,  # equal to Memory: no swap, so a runaway app is killed, not the host slowed
                 "NanoCpus": int(self.cpus * 1e9),
@@ -254,6 +257,8 @@ class DockerProvider:
         self._image: str | None = None
         self._live: dict[str, DockerSandbox] = {}
         self._closed = False
+        self._network: str | None = None
+        self._network_lock = anyio.Lock()
 
     async def __aenter__(self) -> DockerProvider:
         return self
@@ -286,6 +291,7 @@ class DockerProvider:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
         sid = secrets.token_hex(6)
         name = f"cua-{sid}"
+        network = await self._isolated_network() if getattr(self.profile, "network", None) == "bridge" else None
         spec = SandboxSpec(
             sid=sid,
             name=name,
@@ -299,6 +305,7 @@ class DockerProvider:
                 LABEL_OWNER: owner_label(),
                 "cua-harness.kind": self.profile.kind,
             },
+            network=network,
         )
         if len(str(spec.host_dir / SOCKET_NAME)) > MAX_SOCKET_PATH:
             raise ConfigError(f"runtime_dir {self.runtime_dir} is too long for a unix socket path; use a shorter one")
@@ -336,6 +343,29 @@ class DockerProvider:
             if isinstance(e, TimeoutError):
                 raise SandboxError(f"{name}: not ready within {timeout:.0f}s (docker engine slow or stuck)") from e
             raise
+
+    async def _isolated_network(self) -> str:
+        """This provider's bridge network with inter-container traffic off (created on first use):
+        its sandboxes reach the internet but not each other's ports, nor other runs' sandboxes.
+        Enforced by the engine's iptables rules; an engine started with --iptables=false does not."""
+        async with self._network_lock:
+            if self._network is None:
+                name = f"cua-net-{self.provider_id}"
+                config = {
+                    "Name": name,
+                    "Driver": "bridge",
+                    "CheckDuplicate": True,
+                    "Options": {"com.docker.network.bridge.enable_icc": "false"},
+                    "Labels": {LABEL_MANAGED: "1", LABEL_RUN: self.run_id, LABEL_PROVIDER: self.provider_id,
+                               LABEL_OWNER: owner_label()},
+                }
+                try:
+                    with anyio.fail_after(30.0):
+                        await self.docker.networks.create(config)
+                except aiodocker.DockerError as e:
+                    raise SandboxError(f"docker could not create the sandboxes' network {name}: {e.message}") from e
+                self._network = name
+            return self._network
 
     async def stop(self, sandbox: Any) -> None:
         """Remove the sandbox's container (forced) and its socket folder. Safe to call twice."""
@@ -423,6 +453,7 @@ class DockerProvider:
             if self._docker is not None:
                 try:
                     await _remove_labeled(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
+                    await remove_networks(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
                 except (aiodocker.DockerError, OSError, TimeoutError) as e:
                     log.warning("could not sweep this provider's containers (`python -m harness vm gc` will): %s", e)
                 finally:
@@ -431,8 +462,9 @@ class DockerProvider:
 
 
 def _make_sandbox_dir(path: Path) -> None:
-    # The parent is private to this user; the sandbox folder is world-writable so the guest
-    # (uid 1000 in the container) can create its socket there.
+    # The parent is private to this user. The guest runs as root in the container and creates its
+    # socket here; the agent's user (uid 1000 there) must not be able to add or replace entries,
+    # so the folder is not writable by others (the entrypoint takes it when we are uid 1000 too).
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.mkdir(mode=0o777)
-    path.chmod(0o777)
+    path.mkdir(mode=0o755)
+    path.chmod(0o755)
