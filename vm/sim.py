@@ -9,7 +9,9 @@ small state machine chosen by the task's setup step `execute ["sim", "scenario",
                            which nothing progresses: only backtracking solves it.
 
 The current state is readable as the file /sim/state (so `vm_command_line: cat /sim/state` with
-`exact_match` is a real evaluator over it); actions are pyautogui code strings.
+`exact_match` is a real evaluator over it); actions are pyautogui code strings. Every window
+exists for `activate_window`/`close_window` until `execute ["sim", "close-window", NAME]` (or
+`close_window`) closes it; then the guest answers as a real one does (WindowNotFound).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import anyio
 
 from harness.base.errors import SandboxError
-from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo, Snapshot
+from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo, Snapshot, WindowNotFound
 
 _SPECIAL = {"WAIT", "DONE", "FAIL"}
 
@@ -181,6 +183,9 @@ class SimGuest:
         if argv[:2] == ["sim", "scenario"] and len(argv) == 3:
             self._box.load(Scenario.parse(argv[2]))
             return ExecResult(0)
+        if argv[:2] == ["sim", "close-window"] and len(argv) == 3:
+            self._box.closed_windows.add(argv[2])
+            return ExecResult(0)
         if argv and argv[0] == "cat" and len(argv) == 2:
             data = self._box.files.get(argv[1])
             if data is None:
@@ -226,9 +231,16 @@ class SimGuest:
 
     async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
         self._box.check()
+        self._window(window_name, "activate_window")
 
     async def close_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
         self._box.check()
+        self._window(window_name, "close_window")
+        self._box.closed_windows.add(window_name)
+
+    def _window(self, name: str, path: str) -> None:
+        if name in self._box.closed_windows:
+            raise WindowNotFound(f"sim: POST /setup/{path} -> HTTP 404: no window matches {name!r}")
 
     async def terminal(self) -> str | None:
         return None
@@ -257,6 +269,7 @@ class SimSandbox(GuestBacked):
     files: dict[str, bytes] = field(default_factory=dict)
     closed: bool = False
     killed: bool = False
+    closed_windows: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.guest = SimGuest(self)
@@ -271,6 +284,7 @@ class SimSandbox(GuestBacked):
             COUNTERS.loaded += 1
             COUNTERS.task_latency_s += self.latency.start
         self.scenario, self.state = scenario, "0"
+        self.closed_windows.clear()
         self.files["/sim/state"] = b"0"
 
     def kill(self) -> None:
