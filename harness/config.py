@@ -2,6 +2,10 @@
 
 It is written into run.json; `RESULT_KEYS` are the fields whose change would change scores, so
 resuming a run directory with a different value is refused.
+
+`max_steps`, `action_space` and `observation_type` are run-level fields that the agent gets from
+here; `--agent-option KEY=VALUE` for one of them sets the field when the field is not given, and
+contradicting a given field is an error (never a silent loss of either).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.base.errors import ConfigError
 from vm import providers
@@ -27,6 +31,10 @@ RESULT_KEYS = [
     "action_space",
     "observation_type",
 ]
+
+
+# Agent options that are run-level fields: the field is the one source the agent is built from.
+AGENT_OPTION_FIELDS = ("max_steps", "action_space", "observation_type")
 
 
 class RunConfig(BaseModel):
@@ -82,6 +90,24 @@ class RunConfig(BaseModel):
         except ConfigError as e:
             raise ValueError(str(e)) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_option_fields(cls, values: Any) -> Any:
+        """One source of truth for the options that are run-level fields too (see the module doc)."""
+        if not isinstance(values, dict) or not isinstance(values.get("agent_options"), dict):
+            return values
+        options = values["agent_options"]
+        for key in AGENT_OPTION_FIELDS:
+            if key not in options:
+                continue
+            given = values.get(key)
+            if given is None:
+                values = {**values, key: options[key]}
+            elif str(given) != str(options[key]):
+                raise ValueError(f"--agent-option {key}={options[key]} contradicts {key} {given} of the run; "
+                                 f"give it once (--{key.replace('_', '-')})")
+        return values
+
     @field_validator("domains", "tasks", mode="before")
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
@@ -98,6 +124,8 @@ def make_config(values: dict[str, Any], *, source: str = "command line") -> RunC
         return RunConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
+        if not err["loc"] and err["type"] == "value_error":  # a check across fields: its own line
+            raise ConfigError(f"{source}: {err['ctx']['error']}") from None
         where = ".".join(str(p) for p in err["loc"]) or "config"
         raise ConfigError(f"{source}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
 

@@ -40,8 +40,11 @@ def _llm_progress(llm: Any) -> dict[str, Any]:
     return {"in_flight": stats["in_flight"], "waiting": stats["waiting"], **stats["run"]}
 
 
-def build_agent(config: RunConfig, llm: Any = None) -> Any:
-    """The run's agent (cluster workers build theirs with this too, with their own LLM client)."""
+def build_agent(config: RunConfig, llm: Any = None, *, prompt_set: Any = None) -> Any:
+    """The run's agent (cluster workers build theirs with this too, with their own LLM client and
+    the head's `prompt_set`, so they never re-read a prompts_from path). The run-level
+    max_steps/action_space/observation_type are the only source of those options: RunConfig
+    refuses an --agent-option that says otherwise."""
     from search.agent import make_agent
 
     # -- issue 26: agents from outside (osworld:MODULE:CLASS); their options follow search/external --
@@ -50,16 +53,18 @@ def build_agent(config: RunConfig, llm: Any = None) -> Any:
     if is_external_agent(config.agent):
         return build_external_agent(config.model_dump(), explicit=config.model_fields_set)
     # -- end issue 26 --
-    return make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
-                                     "max_steps": config.max_steps, "action_space": config.action_space,
-                                     "observation_type": config.observation_type})
+    options = {"model": config.model, **config.agent_options, "llm": llm, "max_steps": config.max_steps,
+               "action_space": config.action_space, "observation_type": config.observation_type}
+    if prompt_set is not None:
+        options["prompt_set"] = prompt_set
+    return make_agent(config.agent, options)
 
 
-def build_run_agent(config: RunConfig, llm: Any = None) -> Any:
+def build_run_agent(config: RunConfig, llm: Any = None, *, prompt_set: Any = None) -> Any:
     """`build_agent` plus what the run adds around any agent (`--record`: search/recording.py)."""
     from search.recording import with_recording
 
-    return with_recording(build_agent(config, llm), config.record)
+    return with_recording(build_agent(config, llm, prompt_set=prompt_set), config.record)
 
 
 def _needs_llm(config: RunConfig, agent: Any) -> bool:
@@ -109,6 +114,8 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
             cluster = await stack.enter_async_context(open_cluster(
                 config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
                 agent_factory=build_run_agent, needs_llm=_needs_llm(config, agent),
+                # The prompts file this process read: workers use its text and hash, not the path.
+                agent_extras={"prompt_set": ps} if (ps := getattr(agent, "prompt_set", None)) is not None else {},
                 # R-MCTS's memory: the file a local run would use, opened once on the head's node.
                 reflections_path=agent.memory_path(run_dir) if getattr(agent, "uses_memory", bool)() else None))
             explicit = "concurrency" in config.model_fields_set

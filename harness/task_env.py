@@ -125,18 +125,21 @@ class SandboxTaskEnv:
         return await anyio.to_thread.run_sync(read)
 
     # -- search support --------------------------------------------------------------------------------
-    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0) -> Any:
-        """This attempt's StateRestore (created on first call; later arguments are ignored)."""
+    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0, **restore: Any) -> Any:
+        """This attempt's StateRestore (created on first call; later arguments are ignored).
+        `restore`: StateRestore's snapshot options (mode, max_snapshots, snapshot_budget_mb)."""
         if self._restore is None:
             if self._source is None:
                 raise ConfigError("this environment cannot fork sandboxes (the engine gave it no sandbox source)")
-            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s)
+            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s,
+                                         **restore)
         return self._restore
 
     @asynccontextmanager
-    async def fork(self, path: list[Any]) -> AsyncIterator[Any]:
-        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state."""
-        async with self.forks().at(path) as lease:
+    async def fork(self, path: list[Any], *, keep: bool = True) -> AsyncIterator[Any]:
+        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state
+        (`keep`: the state may be wanted again, see StateRestore.at)."""
+        async with self.forks().at(path, keep=keep) as lease:
             yield lease
 
     async def clean_sandbox(self) -> Sandbox:

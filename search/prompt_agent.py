@@ -46,6 +46,7 @@ from search.prompt_source import (
     PASSWORD_MASK,
     SYSTEM_PROMPT_FILE,
     PromptSet,
+    check_shipped,
     load_prompt_set,
     sha256,
 )
@@ -180,14 +181,16 @@ def build_messages(system: str, history: list[tuple[PreparedObservation, str]], 
 class PromptAgent:
     name = "prompt"
 
-    def __init__(self, options: PromptAgentOptions, llm: Any = None) -> None:
+    def __init__(self, options: PromptAgentOptions, llm: Any = None, *, prompt_set: PromptSet | None = None) -> None:
         self.options = options
         self.llm = llm  # harness.llm.LLMClient; the engine may set it after construction
         self._cpu: anyio.CapacityLimiter | None = None
         # Fail at construction, not mid-run, on an impossible combination or a bad prompts file.
         prompts.system_prompt(options.observation_type, options.action_space)
-        self.prompt_set: PromptSet | None = load_prompt_set(options.prompts_from, options.observation_type,
-                                                            options.action_space)
+        # `prompt_set`: the template the head read (a cluster worker never re-reads the path).
+        self.prompt_set: PromptSet | None = (
+            check_shipped(prompt_set, options.observation_type, options.action_space) if prompt_set is not None
+            else load_prompt_set(options.prompts_from, options.observation_type, options.action_space))
         if options.model is not None:
             self._check_family(resolve(str(options.message_format), options.model))
 
@@ -416,6 +419,7 @@ class PromptAgent:
 def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
     opts = dict(options)
     llm = opts.pop("llm", None)
+    shipped = opts.pop("prompt_set", None)  # a cluster worker: the head's template, not a path
     for key in _ENGINE_KEYS:
         opts.pop(key, None)
     opts = {k: v for k, v in opts.items() if v is not None}
@@ -429,7 +433,7 @@ def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
             raise ConfigError(f"agent prompt: unknown option '{where}'; expected one of {allowed}") from None
         raise ConfigError(f"agent prompt: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
     try:
-        return PromptAgent(parsed, llm)
+        return PromptAgent(parsed, llm, prompt_set=shipped)
     except ValueError as e:
         raise ConfigError(f"agent prompt: {e}") from None
 

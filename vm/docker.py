@@ -19,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.base.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
+from vm.docker_fork import DockerForks, criu_reason
 from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_DIR,
     LABEL_MANAGED,
@@ -41,7 +43,15 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     remove_networks,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
-from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES, ExecResult, GuestBacked, Observation, SandboxInfo
+from vm.types import (
+    MAX_FILE_BYTES,
+    MAX_MESSAGE_BYTES,
+    ExecResult,
+    GuestBacked,
+    Observation,
+    SandboxInfo,
+    Snapshot,
+)
 
 if TYPE_CHECKING:
     from vm.providers import SandboxSettings
@@ -114,6 +124,7 @@ class DockerSettings(BaseModel):
                                 "to disk); more is a task error")
     max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1, description="largest response or WebSocket message "
                                    "held in memory from a sandbox; more is a task error")
+    snapshot_dir: Path | None = Field(None, description="parent of the checkpoint folders of snapshots (forks)")
 
     def resolve_image(self) -> str:
         if self.image:
@@ -264,6 +275,8 @@ class DockerProvider:
         self._closed = False
         self._network: str | None = None
         self._network_lock = anyio.Lock()
+        self.forks = DockerForks(self, getattr(self.profile, "snapshot_dir", None))
+        self.orphan_images: set[str] = set()  # dropped snapshots' images a fork still used
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings, run_id: str) -> DockerProvider:
@@ -299,6 +312,15 @@ class DockerProvider:
     # --- start / stop -----------------------------------------------------------------------------
 
     async def start(self) -> DockerSandbox:
+        return await self.launch(image=self.image,
+                                 token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
+
+    async def launch(self, *, image: str, token: str | None,
+                     prepare: Callable[[str], Awaitable[dict[str, str]]] | None = None,
+                     extra: dict[str, Any] | None = None) -> DockerSandbox:
+        """Create and start one container of `image` and wait for its guest. `prepare(container id)`
+        runs between create and start and returns parameters of the engine's start call (a
+        checkpoint to restore, for forks)."""
         if self._closed:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
         sid = secrets.token_hex(6)
@@ -307,7 +329,7 @@ class DockerProvider:
         spec = SandboxSpec(
             sid=sid,
             name=name,
-            token=secrets.token_urlsafe(32) if self.profile.uses_token() else None,
+            token=token,
             host_dir=self.runtime_dir / sid,
             labels={
                 LABEL_MANAGED: "1",
@@ -328,17 +350,24 @@ class DockerProvider:
             await anyio.to_thread.run_sync(_make_sandbox_dir, spec.host_dir)
             # The guest's own deadline fires first, with its last error; this one catches a hung engine.
             with anyio.fail_after(timeout + 5.0):
-                config = self.profile.container_config(spec, self.image)
+                config = self.profile.container_config(spec, image)
                 # Shielded: a create cancelled mid-request may still complete in the engine, after
                 # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
                 with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
                     container = await self.docker.containers.create(config, name=name)
-                await container.start()
+                if prepare is not None:
+                    params = await prepare(container.id)
+                    try:
+                        await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
+                    except aiodocker.DockerError as e:  # CRIU's log goes with the container: read it now
+                        raise SandboxError(f"{name}: restore failed: {criu_reason(e.message)}") from e
+                else:
+                    await container.start()
                 inspect = await container.show()
                 guest = self.profile.guest_client(spec, inspect)
                 remaining = max(0.5, timeout - (anyio.current_time() - t0))
                 await guest.wait_ready(remaining, check=lambda: self._check_running(container, name))
-            box = DockerSandbox(self, spec, container.id, guest, self.profile.sandbox_extra(inspect))
+            box = DockerSandbox(self, spec, container.id, guest, {**self.profile.sandbox_extra(inspect), **(extra or {})})
             box.start_s = anyio.current_time() - t0
             self._live[sid] = box
             log.debug("%s ready in %.2fs", name, box.start_s)
@@ -349,7 +378,7 @@ class DockerProvider:
             if isinstance(e, aiodocker.DockerError):
                 if e.status == 404 and "image" in str(e.message).lower():
                     raise SandboxError(
-                        f"{name}: image {self.image} not found; build it with `python -m harness vm build`"
+                        f"{name}: image {image} not found; build it with `python -m harness vm build`"
                     ) from e
                 raise SandboxError(f"{name}: docker refused to start the container: {e.message}") from e
             if isinstance(e, TimeoutError):
@@ -417,6 +446,22 @@ class DockerProvider:
             f"before the guest was ready; last log lines: {tail}"
         )
 
+    # --- snapshots and forks (vm/docker_fork.py) ----------------------------------------------------
+
+    async def fork_unavailable(self) -> str | None:
+        return await self.forks.unavailable()
+
+    async def snapshot(self, sandbox: Any) -> Snapshot:
+        if not isinstance(sandbox, DockerSandbox):
+            raise TypeError(f"DockerProvider.snapshot needs a DockerSandbox, got {type(sandbox).__name__}")
+        return await self.forks.snapshot(sandbox)
+
+    async def fork(self, snapshot: Snapshot) -> DockerSandbox:
+        return await self.forks.fork(snapshot)
+
+    async def drop(self, snapshot: Snapshot) -> None:
+        await self.forks.drop(snapshot)
+
     # --- health and resources ---------------------------------------------------------------------
 
     async def is_alive(self, sandbox: DockerSandbox) -> bool:
@@ -463,6 +508,12 @@ class DockerProvider:
                 for box in list(self._live.values()):
                     tg.start_soon(self.stop, box)
             if self._docker is not None:
+                await self.forks.aclose()
+                for image in self.orphan_images:  # their forks are gone now
+                    try:
+                        await self._docker.images.delete(image, force=False)
+                    except aiodocker.DockerError as e:
+                        log.info("snapshot image %s kept: %s", image, e.message)
                 try:
                     await _remove_labeled(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
                     await remove_networks(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])

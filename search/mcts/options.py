@@ -59,6 +59,11 @@ class MCTSOptions(BaseModel):
     max_sandboxes: int = Field(30, ge=1, description="search sandboxes per task (bounded by the shared pool)")
     replay_settle_s: float = Field(0.0, ge=0, description="pause after each replayed action")
     prefetch: bool = Field(False, description="while the model thinks, restore the parent state in a spare sandbox")
+    state_restore: Literal["replay", "fork", "auto"] = Field(
+        "replay", description="reach tree states by replaying actions, by forking snapshots (docs/design/fork.md), "
+                              "or auto: fork where the provider can")
+    max_snapshots: int = Field(16, ge=1, description="snapshots kept per task (least recently used evicted)")
+    snapshot_budget_mb: float | None = Field(None, gt=0, description="disk budget of a task's snapshots")
 
     # -- value function ---------------------------------------------------------------------------------
     value_function: Literal["single_debate", "multi_debate"] = "single_debate"

@@ -305,7 +305,10 @@ async def test_lease_round_trips_add_little_to_each_call(cluster: Any, callers: 
             await services.aclose()
     print(f"\nper call: leased {leased * 1000:.2f} ms, local {local * 1000:.2f} ms, "
           f"lease overhead {(leased - local) * 1000:.2f} ms")
-    assert leased - local < 0.02  # two loopback round trips to the head's limiter per call
+    # Two loopback round trips to the head's limiter per call: a few ms (the figure is printed, and
+    # measured by `bench engine --ray`); the bound is loose, the machine is shared. It still fails
+    # if leasing waited on something it should not (a poll interval, a timeout).
+    assert leased - local < 0.25
 
 
 async def test_a_run_without_ray_imports_no_ray(tmp_path: Path) -> None:
