@@ -113,7 +113,12 @@ def result(value: Any, worker_s: Any) -> tuple[dict[str, Any], float]:
             if not isinstance(item, dict) or set(item) - {"prompt", "completion"}:
                 raise MalformedEvent("result tokens: expected {'prompt': n, 'completion': n}")
             checked[key] = {k: _count(v, f"result tokens.{k}", 1 << 40) for k, v in item.items()}
-        elif key in ("evaluation", "notes"):
+        elif key == "evaluation":  # scoring.result.EvalResult.record()
+            if not isinstance(item, dict) or not isinstance(item.get("metrics", []), list):
+                raise MalformedEvent(f"result evaluation: expected {{score, conj, reason, metrics: [...]}}, "
+                                     f"got {type(item).__name__}")
+            checked[key] = item
+        elif key == "notes":
             if not isinstance(item, list):
                 raise MalformedEvent(f"result {key}: expected a list, got {type(item).__name__}")
             checked[key] = item

@@ -12,7 +12,7 @@ from harness.cluster import events
 from harness.cluster.events import MalformedEvent
 
 GOOD_RESULT = {"score": 1.0, "error": None, "steps": 4, "tokens": {"prompt": 10, "completion": 2}, "cost_usd": 0.0,
-               "last_action": "DONE", "evaluation": [{"index": 0, "score": 1.0}], "eval_error": None, "notes": []}
+               "last_action": "DONE", "evaluation": {"score": 1.0, "conj": "and", "reason": "", "metrics": [{"index": 0, "score": 1.0}]}, "eval_error": None, "notes": []}
 
 
 @pytest.mark.parametrize("event", [
