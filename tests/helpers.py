@@ -4,6 +4,7 @@
 - `sim_client(sim, ...)`: our LLM client pointed at a running llm-sim, with short retry backoffs.
 - `setup_context(tmp_path, domain)`: a task's setup context with its own work and download folders.
 - `serve(app)`: an aiohttp app on 127.0.0.1 (a free port) for the test's duration; yields its URL.
+- `saved(doc, path, edit, part)`: an office document (python-docx, openpyxl, ...) saved after an edit.
 """
 
 from __future__ import annotations
@@ -63,3 +64,11 @@ async def serve(app: Any) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def saved(doc: Any, path: Path, edit: Any = None, part: Any = None) -> str:
+    """`edit(part or doc)` if given, then `doc.save(path)`; the path as a string (what metrics take)."""
+    if edit:
+        edit(doc if part is None else part)
+    doc.save(path)
+    return str(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import docx
 import pytest
 from docx.enum.text import WD_BREAK, WD_PARAGRAPH_ALIGNMENT
+from helpers import saved
 
 from scoring.metrics.docs import (
     compare_docx_files,
@@ -26,10 +27,7 @@ def write(path: Path, paragraphs: list[str], *, build=None) -> str:
     d = docx.Document()
     for text in paragraphs:
         d.add_paragraph(text)
-    if build:
-        build(d)
-    d.save(path)
-    return str(path)
+    return saved(d, path, build)
 
 
 def test_compare_docx_files_ignores_blank_differences_by_default(tmp_path: Path) -> None:

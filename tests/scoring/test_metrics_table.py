@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from helpers import saved
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -36,10 +37,7 @@ def book(path: Path, rows: list[list], *, title: str = "Sheet1", more: dict[str,
         s = wb.create_sheet(name)
         for r in extra:
             s.append(r)
-    if edit:
-        edit(ws)
-    wb.save(path)
-    return str(path)
+    return saved(wb, path, edit, ws)
 
 
 def test_sheet_data_compares_libreoffice_cached_formula_results_with_plain_values(tmp_path: Path) -> None:
