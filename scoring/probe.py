@@ -219,10 +219,13 @@ async def probe_pool(concurrency: int, *, purpose: str) -> AsyncIterator[Sandbox
     at most `concurrency` alive; `purpose` names the run id's prefix (`vm gc` shows it)."""
     import secrets
 
-    from vm.docker import DockerProvider, DockerSettings
+    from vm import providers
     from vm.image.build import ensure_image
 
-    image = await ensure_image()
-    async with DockerProvider(DockerSettings(image=image), run_id=f"{purpose}-{secrets.token_hex(3)}") as provider, \
-            SandboxPool(provider, capacity=concurrency, warm=0) as pool:
-        yield pool
+    settings = providers.SandboxSettings(image=await ensure_image())
+    provider = providers.make("docker", settings, f"{purpose}-{secrets.token_hex(3)}")
+    try:
+        async with SandboxPool(provider, capacity=concurrency, warm=0) as pool:
+            yield pool
+    finally:
+        await provider.aclose()

@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import orjson
 
+from vm import providers
+
 
 async def _validate(args: argparse.Namespace) -> int:
     from benchmarks.loader import resolve_benchmark
@@ -131,7 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain", action="append", dest="domains")
     p.add_argument("--tasks")
     p.add_argument("--test-list", help="OSWorld-layout suites: the {domain: [ids]} file (default test_all.json)")
-    p.add_argument("--provider", choices=["docker", "sim"], default="docker")
+    p.add_argument("--provider", default="docker", help=f"sandbox provider: {' | '.join(providers.names())} "
+                   "(default docker) or MODULE:ATTR")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
                    "link-local and private-network hosts (refused by default)")
