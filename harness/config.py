@@ -55,6 +55,8 @@ class RunConfig(BaseModel):
     llm_cache: str | None = Field(None, description="LLM response cache file; default <run_dir>/llm_cache.sqlite. "
                                   "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
+    desktop: Literal["osworld", "light"] = Field("osworld", description="sandbox desktop: osworld (GNOME Shell as "
+                                                 "on OSWorld's VM) or light (openbox)")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
                                                        "'bridge' only for tasks that need the internet")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "

@@ -61,7 +61,7 @@ def make_provider(config: RunConfig, run_id: str) -> Any:
     from vm.docker import DockerProvider, DockerSettings
 
     settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height,
-                              network=config.sandbox_network)
+                              network=config.sandbox_network, desktop=config.desktop)
     return DockerProvider(settings, run_id=run_id)
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiodocker
 import anyio
@@ -94,6 +94,8 @@ class DockerSettings(BaseModel):
     screen_width: int = Field(1920, ge=320, le=7680)
     screen_height: int = Field(1080, ge=200, le=4320)
     screen_depth: int = Field(24, description="Xvfb depth: 16, 24 or 32")
+    desktop: Literal["osworld", "light"] = Field("osworld", description="osworld: GNOME Shell as on OSWorld's VM; "
+                                                 "light: openbox (smaller, faster to start)")
     memory_mb: int = Field(2048, ge=256, description="hard memory limit per sandbox (no swap)")
     cpus: float = Field(1.0, gt=0, description="CPU quota per sandbox, in cores")
     pids_limit: int = Field(512, ge=64)
@@ -120,6 +122,7 @@ class DockerSettings(BaseModel):
             "SCREEN_WIDTH": str(self.screen_width),
             "SCREEN_HEIGHT": str(self.screen_height),
             "SCREEN_DEPTH": str(self.screen_depth),
+            "DESKTOP": self.desktop,
             "GUEST_LISTEN": f"unix:{GUEST_MOUNT}/{SOCKET_NAME}",
             **self.env,
             "GUEST_TOKEN": spec.token or "",

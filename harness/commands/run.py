@@ -36,6 +36,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="agent knob (value parsed as JSON when it parses)")
     p.add_argument("--sandbox-network", choices=["none", "bridge"], help="Docker network of each sandbox "
                    "(default none; bridge lets tasks that need the internet reach it)")
+    p.add_argument("--desktop", choices=["osworld", "light"], help="sandbox desktop: osworld (default; GNOME "
+                   "Shell, dock and top bar as on OSWorld's VM) or light (openbox, smaller and faster)")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
     p.add_argument("--ray", nargs="?", const="env", metavar="ADDRESS",
@@ -70,7 +72,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
+                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy", "desktop",
                 "ray"):
         value = getattr(args, key, None)
         if value is not None:

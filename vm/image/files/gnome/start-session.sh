@@ -1,0 +1,18 @@
+#!/bin/bash
+# The osworld desktop (DESKTOP=osworld): GNOME Shell 43 as the X11 window manager and compositor
+# on the entrypoint's Xvfb, in the "ubuntu" session mode (/usr/share/gnome-shell/modes/ubuntu.json:
+# Yaru shell theme), with Dash to Dock and desktop icons (DING) from the schema defaults in
+# 90_osworld.gschema.override. Run by entrypoint.sh as `user` once X accepts connections, with the
+# session bus, DISPLAY and session-env.sh already exported. No gnome-session: nothing here needs
+# it, and the shell runs without a session manager.
+set -eu
+log="$XDG_RUNTIME_DIR"
+
+# XSETTINGS for GTK apps (Yaru theme and icons, Ubuntu font, animations off) from the same
+# gsettings the shell reads: the only settings-daemon plugin a screen needs. Power, lock,
+# media keys and the rest stay off (no blanking, no suspend, no pop-ups).
+/usr/libexec/gsd-xsettings >"$log/gsd-xsettings.log" 2>&1 &
+
+# Software GL on Xvfb (llvmpipe); one thread is enough for a static desktop and keeps idle CPU low.
+export LIBGL_ALWAYS_SOFTWARE=1 LP_NUM_THREADS=1
+exec gnome-shell --x11 --replace --sm-disable --mode=ubuntu >"$log/gnome-shell.log" 2>&1
