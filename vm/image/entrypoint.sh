@@ -42,6 +42,7 @@ unset NO_AT_BRIDGE
 # ---- osworld desktop (issue 24): DESKTOP=osworld (default) is GNOME Shell as on OSWorld's VM,
 # DESKTOP=light is openbox. The session's environment is the guest's, so apps it launches get it.
 desktop="${DESKTOP:-osworld}"
+export DESKTOP="$desktop"  # apps adapt to it (the google-chrome wrapper maximizes on osworld)
 case "$desktop" in
     osworld) . /opt/gnome/session-env.sh ;;
     light) ;;
