@@ -154,6 +154,9 @@ class DockerSettings(BaseModel):
             token=spec.token,
             name=spec.name,
             request_timeout=self.request_timeout_s,
+            # GNOME Shell draws its bar and dock seconds after X is up: a task must not start on
+            # a black screen, so an osworld sandbox is ready only once they are (docs/design/image.md).
+            health_path="/health?desktop=1" if self.desktop == "osworld" else "/health",
         )
 
 

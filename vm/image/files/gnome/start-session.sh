@@ -15,4 +15,9 @@ log="$XDG_RUNTIME_DIR"
 
 # Software GL on Xvfb (llvmpipe); one thread is enough for a static desktop and keeps idle CPU low.
 export LIBGL_ALWAYS_SOFTWARE=1 LP_NUM_THREADS=1
-exec gnome-shell --x11 --replace --sm-disable --mode=ubuntu >"$log/gnome-shell.log" 2>&1
+gnome-shell --x11 --replace --sm-disable --mode=ubuntu >"$log/gnome-shell.log" 2>&1 &
+shell=$!
+# Ready once the bar and dock are up (mark-ready.py); sandboxes of this desktop are handed out
+# only then (vm/docker.py asks /health?desktop=1), so no task starts on a black screen.
+python3 /opt/gnome/mark-ready.py >"$log/mark-ready.log" 2>&1 &
+wait "$shell"
