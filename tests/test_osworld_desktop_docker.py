@@ -58,8 +58,7 @@ async def gnome(osworld_provider: DockerProvider) -> AsyncIterator[DockerSandbox
     """A sandbox whose shell is up: the work area excludes the bar and the dock."""
     box = await osworld_provider.start()
     try:
-        await poll(lambda: _workarea(box), lambda wa: wa[0] > 0 and wa[1] > 0, deadline_s=60,
-                   what="GNOME Shell's bar and dock (work area)")
+        box.info.extra["workarea_at_start"] = await _workarea(box)
         yield box
     finally:
         await osworld_provider.stop(box)
@@ -71,6 +70,15 @@ async def _screenshot(box: DockerSandbox) -> Image.Image:
 
 def _dark(px: tuple[int, int, int]) -> bool:
     return max(px) < 60
+
+
+async def test_a_sandbox_is_handed_out_only_once_the_bar_and_dock_are_up(gnome):
+    # start() returned: the shell had already reserved the bar and the dock, so a task's first
+    # screenshot is the desktop, not a black screen.
+    x, y, _, _ = gnome.info.extra["workarea_at_start"]
+    assert x > 0 and y > 0
+    health = await gnome.guest._json("GET", "/health")
+    assert health["desktop"] is True
 
 
 async def test_bar_and_dock_have_the_vms_size_and_the_dock_runs_the_full_height(gnome):
@@ -154,5 +162,6 @@ async def test_the_light_desktop_is_openbox_with_no_bar_or_dock(desktop_image):
                             deadline_s=30, what="a window manager")
             assert "Openbox" in wm
             assert await _workarea(box) == (0, 0, W, H)
+            assert (await box.guest._json("GET", "/health"))["desktop"] is False
         finally:
             await provider.stop(box)
