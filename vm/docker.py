@@ -101,7 +101,8 @@ class DockerSettings(BaseModel):
     pids_limit: int = Field(512, ge=64)
     shm_mb: int = Field(512, ge=64, description="/dev/shm size; LibreOffice needs more than Docker's 64 MB")
     network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network")
-    start_timeout_s: float = Field(60.0, gt=0, description="create + start + guest ready, per sandbox")
+    start_timeout_s: float = Field(120.0, gt=0, description="create + start + guest ready, per sandbox (GNOME Shell "
+                                   "took up to 45 s to draw its dock on a 2-core host at load 40)")
     stop_timeout_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
     runtime_dir: Path | None = Field(None, description="parent of the per-sandbox socket folders")
