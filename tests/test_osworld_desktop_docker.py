@@ -153,6 +153,13 @@ async def test_a_libreoffice_document_fills_the_work_area(gnome):
     await _fills_work_area(gnome, ["libreoffice", "--calc"], "libreoffice")  # a new spreadsheet
 
 
+async def test_ctrl_alt_t_opens_a_terminal_as_on_the_vm(gnome):
+    # OSWorld's os tasks press it in their setup, then activate the window named "Terminal".
+    await _sh(gnome, "xdotool key ctrl+alt+t")
+    await poll(lambda: _sh(gnome, "wmctrl -l"), lambda out: "Terminal" in out, deadline_s=60,
+               what="a terminal window after Ctrl+Alt+T")
+
+
 async def test_the_light_desktop_is_openbox_with_no_bar_or_dock(desktop_image):
     settings = DockerSettings(image=desktop_image, screen_width=W, screen_height=H, desktop="light")
     async with DockerProvider(settings, run_id="test-light-desktop") as provider:

@@ -9,6 +9,13 @@ here=/opt/gnome
 install -m 644 "$here/90_osworld.gschema.override" /usr/share/glib-2.0/schemas/
 glib-compile-schemas --strict /usr/share/glib-2.0/schemas
 
+# A system dconf database under the user's: the Ctrl+Alt+T custom keybinding (relocatable
+# schemas cannot take defaults from an override file).
+mkdir -p /etc/dconf/profile /etc/dconf/db/local.d
+printf 'user-db:user\nsystem-db:local\n' >/etc/dconf/profile/user
+install -m 644 "$here/dconf-terminal.ini" /etc/dconf/db/local.d/10-terminal
+dconf update
+
 # The "ubuntu" session mode: Ubuntu's name for it, with Yaru's shell theme.
 install -m 644 "$here/ubuntu.json" /usr/share/gnome-shell/modes/ubuntu.json
 # The dock's first favourite under Chrome's desktop-file name (Chromium behind the wrapper).

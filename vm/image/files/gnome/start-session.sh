@@ -7,11 +7,14 @@
 # it, and the shell runs without a session manager.
 set -eu
 log="$XDG_RUNTIME_DIR"
+cd "$HOME"  # what the dock, Ctrl+Alt+T and the shell start in
 
 # XSETTINGS for GTK apps (Yaru theme and icons, Ubuntu font, animations off) from the same
-# gsettings the shell reads: the only settings-daemon plugin a screen needs. Power, lock,
-# media keys and the rest stay off (no blanking, no suspend, no pop-ups).
+# gsettings the shell reads. Of the settings daemon's plugins only this and media-keys run: power,
+# lock, housekeeping and the rest stay off (no blanking, no suspend, no pop-ups).
 /usr/libexec/gsd-xsettings >"$log/gsd-xsettings.log" 2>&1 &
+# Keyboard shortcuts outside the window manager: Ctrl+Alt+T (dconf-terminal.ini), volume keys.
+/usr/libexec/gsd-media-keys >"$log/gsd-media-keys.log" 2>&1 &
 
 # Software GL on Xvfb (llvmpipe); one thread is enough for a static desktop and keeps idle CPU low.
 export LIBGL_ALWAYS_SOFTWARE=1 LP_NUM_THREADS=1
