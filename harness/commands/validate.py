@@ -81,6 +81,7 @@ async def _validate_solutions(args: argparse.Namespace, path: Path) -> int:
         config = make_config({"benchmark": args.benchmark, "agent": agent, "concurrency": args.concurrency,
                               "run_dir": root / agent, "domains": args.domains, "tasks": args.tasks,
                               "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list,
+                              "allow_private_urls": args.allow_private_urls,
                               "desktop": args.desktop})
         code = await execute_run(config, show_summary=False)
         if code == 130:
@@ -135,6 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
                    help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
+                   "link-local and private-network hosts (refused by default)")
 
     def _run(args: argparse.Namespace) -> int:
         from harness.base.aio import run
