@@ -67,6 +67,8 @@ class RunConfig(BaseModel):
     llm_cache: str | None = Field(None, description="LLM response cache file; default <run_dir>/llm_cache.sqlite. "
                                   "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
+    desktop: Literal["osworld", "light"] = Field("osworld", description="sandbox desktop: osworld (GNOME Shell as "
+                                                 "on OSWorld's VM) or light (openbox)")
     record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
                                                        "'bridge' only for tasks that need the internet (the "
@@ -135,7 +137,7 @@ def sandbox_settings(config: RunConfig) -> providers.SandboxSettings:
     return providers.SandboxSettings(
         screen_width=config.screen_width, screen_height=config.screen_height, network=config.sandbox_network,
         max_file_bytes=config.sandbox_file_limit_mb << 20, max_message_bytes=config.sandbox_message_limit_mb << 20,
-        latency_s=config.sim_latency_ms / 1000)
+        latency_s=config.sim_latency_ms / 1000, desktop=config.desktop)
 
 
 def parse_agent_options(pairs: list[str]) -> dict[str, Any]:

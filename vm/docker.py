@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import aiodocker
 import anyio
@@ -109,13 +109,16 @@ class DockerSettings(BaseModel):
     screen_width: int = Field(1920, ge=320, le=7680)
     screen_height: int = Field(1080, ge=200, le=4320)
     screen_depth: int = Field(24, description="Xvfb depth: 16, 24 or 32")
+    desktop: Literal["osworld", "light"] = Field("osworld", description="osworld: GNOME Shell as on OSWorld's VM; "
+                                                 "light: openbox (smaller, faster to start)")
     memory_mb: int = Field(2048, ge=256, description="hard memory limit per sandbox (no swap)")
     cpus: float = Field(1.0, gt=0, description="CPU quota per sandbox, in cores")
     pids_limit: int = Field(512, ge=64)
     shm_mb: int = Field(512, ge=64, description="/dev/shm size; LibreOffice needs more than Docker's 64 MB")
     network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network; "
                          "'bridge' means a network of this provider's own with inter-container traffic off")
-    start_timeout_s: float = Field(60.0, gt=0, description="create + start + guest ready, per sandbox")
+    start_timeout_s: float = Field(120.0, gt=0, description="create + start + guest ready, per sandbox (GNOME Shell "
+                                   "took up to 45 s to draw its dock on a 2-core host at load 40)")
     stop_timeout_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
     runtime_dir: Path | None = Field(None, description="parent of the per-sandbox socket folders")
@@ -141,6 +144,7 @@ class DockerSettings(BaseModel):
             "SCREEN_WIDTH": str(self.screen_width),
             "SCREEN_HEIGHT": str(self.screen_height),
             "SCREEN_DEPTH": str(self.screen_depth),
+            "DESKTOP": self.desktop,
             "GUEST_LISTEN": f"unix:{GUEST_MOUNT}/{SOCKET_NAME}",
             **self.env,
             "GUEST_TOKEN": spec.token or "",
@@ -174,6 +178,9 @@ class DockerSettings(BaseModel):
             request_timeout=self.request_timeout_s,
             max_file_bytes=self.max_file_bytes,
             max_message_bytes=self.max_message_bytes,
+            # GNOME Shell draws its bar and dock seconds after X is up: a task must not start on
+            # a black screen, so an osworld sandbox is ready only once they are (docs/design/image.md).
+            health_path="/health?desktop=1" if self.desktop == "osworld" else "/health",
         )
 
 
@@ -282,7 +289,8 @@ class DockerProvider:
     def from_settings(cls, settings: SandboxSettings, run_id: str) -> DockerProvider:
         return cls(DockerSettings(image=settings.image, screen_width=settings.screen_width,
                                   screen_height=settings.screen_height, network=settings.network,
-                                  max_file_bytes=settings.max_file_bytes, max_message_bytes=settings.max_message_bytes),
+                                  max_file_bytes=settings.max_file_bytes, max_message_bytes=settings.max_message_bytes,
+                                  desktop=settings.desktop),  # type: ignore[arg-type]  # checked by DockerSettings
                    run_id=run_id)
 
     async def __aenter__(self) -> DockerProvider:

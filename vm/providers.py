@@ -30,6 +30,7 @@ class SandboxSettings:
     max_message_bytes: int = 128 << 20  # largest response held in memory
     latency_s: float = 0.0  # simulated providers: latency of each start/observe/execute
     image: str | None = None  # image providers: this tag instead of the current build's
+    desktop: str = "osworld"  # the desktop image's session: "osworld" (GNOME Shell) or "light" (openbox)
 
     @property
     def screen_size(self) -> tuple[int, int]:

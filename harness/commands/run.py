@@ -41,6 +41,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="agent knob (value parsed as JSON when it parses)")
     p.add_argument("--sandbox-network", choices=["none", "bridge"], help="Docker network of each sandbox "
                    "(default none; bridge lets tasks that need the internet reach it)")
+    p.add_argument("--desktop", choices=["osworld", "light"], help="sandbox desktop: osworld (default; GNOME "
+                   "Shell, dock and top bar as on OSWorld's VM) or light (openbox, smaller and faster)")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
     p.add_argument("--allow-private-urls", action="store_true", default=None, help="let task downloads reach "

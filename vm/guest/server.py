@@ -78,7 +78,9 @@ class Guest:
     # -- liveness --
 
     async def health(self, request: web.Request) -> web.Response:
-        """200 only when X answers; says whether the AT-SPI bus is up (its launcher sets AT_SPI_BUS)."""
+        """200 only when X answers; says whether the AT-SPI bus is up (its launcher sets AT_SPI_BUS)
+        and whether the osworld desktop has drawn its bar and dock (CUA_DESKTOP_READY, set by
+        /opt/gnome/mark-ready.py). `?desktop=1` also waits for the latter: 503 until then."""
         try:
             width, height = await self.screen.size()
         except Unavailable as e:
@@ -87,11 +89,18 @@ class Guest:
             atspi = await self.screen.root_property("AT_SPI_BUS") is not None
         except Unavailable:
             atspi = False
+        try:
+            desktop = await self.screen.root_property("CUA_DESKTOP_READY") is not None
+        except Unavailable:
+            desktop = False
+        if request.query.get("desktop") == "1" and not desktop:
+            return error(503, "the desktop has not drawn its bar and dock yet", x=True, atspi=atspi, desktop=False)
         return web.json_response(
             {
                 "status": "ok",
                 "x": True,
                 "atspi": atspi,
+                "desktop": desktop,
                 "display": self.screen.display_name,
                 "screen": {"width": width, "height": height},
                 "uptime_s": round(time.monotonic() - self.started, 3),
