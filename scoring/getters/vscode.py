@@ -5,8 +5,10 @@ OSWorld types, as a user would: Ctrl+Shift+P, "Extensions: Enable All Extensions
 then Ctrl+Shift+P, the command's title, Enter, and reads `path` a second later. The image's
 built-in extension (vm/image/files/vscode/eval-extension) provides the commands upstream's tasks
 name (OpenProject writes the open folder's name to ~/OpenProject.txt). The keys are the same;
-short pauses let the palette open before typing into it (typing into a palette that is not yet
-open loses the first characters).
+what we add is waiting: for a window titled "... Visual Studio Code" first (while the workbench
+loads, the title is its URL and Ctrl+Shift+P reaches the browser, which opens Print), short
+pauses for the palette to open, and one more run of the command if the file has not appeared
+(the extension host may still be starting). None of that changes what the file says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ from vm.types import Guest
 
 PALETTE_PAUSE_S = 0.7
 WRITE_WAIT_S = 1.0  # upstream reads the file this long after the last key
+READY_WAIT_S = 60.0  # a workbench reloading on a loaded machine took 40 s here
+FILE_WAIT_S = 5.0
+# Exit 0 once a visible window's title ends in "Visual Studio Code" (the workbench has loaded).
+_READY = ("import subprocess, time\n"
+          "deadline = time.time() + {wait}\n"
+          "while time.time() < deadline:\n"
+          "    r = subprocess.run(['xdotool', 'search', '--onlyvisible', '--name', 'Visual Studio Code$'],\n"
+          "                       capture_output=True)\n"
+          "    if r.returncode == 0:\n"
+          "        break\n"
+          "    time.sleep(0.5)\n")
 
 
 def _check(spec: dict[str, Any]) -> list[str]:
@@ -33,25 +46,35 @@ def _check(spec: dict[str, Any]) -> list[str]:
     return problems
 
 
-def palette_script(command: str) -> str:
-    """pyautogui code for OSWorld's key sequence, with pauses for the palette to open."""
+def palette_script(command: str, *, enable_all: bool = True) -> str:
+    """pyautogui code for OSWorld's key sequence, once the workbench has loaded."""
     p = PALETTE_PAUSE_S
-    return "\n".join([
-        "import pyautogui, time",
-        f"pyautogui.hotkey('ctrl', 'shift', 'p'); time.sleep({p})",
-        f"pyautogui.typewrite({'Extensions: Enable All Extensions'!r}); time.sleep({p})",
-        f"pyautogui.press('enter'); time.sleep({p}); pyautogui.press('enter'); time.sleep({p})",
+    lines = [_READY.format(wait=READY_WAIT_S), "import pyautogui"]
+    if enable_all:
+        lines += [
+            f"pyautogui.hotkey('ctrl', 'shift', 'p'); time.sleep({p})",
+            f"pyautogui.typewrite({'Extensions: Enable All Extensions'!r}); time.sleep({p})",
+            f"pyautogui.press('enter'); time.sleep({p}); pyautogui.press('enter'); time.sleep({p})",
+        ]
+    lines += [
         f"pyautogui.hotkey('ctrl', 'shift', 'p'); time.sleep({p})",
         f"pyautogui.typewrite({command!r}); time.sleep({p})",
         "pyautogui.press('enter')",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 @getter("vscode_config", check=_check)
 async def vscode_config(guest: Guest, spec: GetterSpec, ctx: TaskContext) -> str | None:
     """Run `vscode_extension_command` from the palette, then `path` saved as `dest` (None if the
     command wrote nothing)."""
-    extra = spec.model_extra or {}
-    await guest.run_python(palette_script(str(extra["vscode_extension_command"])), timeout=60.0)
-    await anyio.sleep(WRITE_WAIT_S)
+    command = str((spec.model_extra or {})["vscode_extension_command"])
+    path = ctx.guest_path(str(spec.path))
+    for attempt in range(2):
+        await guest.run_python(palette_script(command, enable_all=attempt == 0), timeout=READY_WAIT_S + 30.0)
+        await anyio.sleep(WRITE_WAIT_S)
+        with anyio.move_on_after(FILE_WAIT_S):
+            while (await guest.execute(["test", "-e", path], timeout=10.0)).returncode != 0:
+                await anyio.sleep(0.5)
+            break
     return await fetch_to_work(guest, ctx, str(spec.path), str(spec.dest))
