@@ -13,8 +13,21 @@ function openProject() {
   fs.writeFileSync(path.join(os.homedir(), "OpenProject.txt"), name);
 }
 
+// Active from startup (onStartupFinished, after the workbench has restored its editors): the marker
+// file tells a task's setup that keys now reach VS Code. While the workbench loads, keys reach the
+// browser instead (Ctrl+H opens its history, Ctrl+S its Save dialog).
+function markReady() {
+  const dir = process.env.XDG_RUNTIME_DIR || os.tmpdir();
+  try {
+    fs.writeFileSync(path.join(dir, "vscode-ready"), `${Date.now()}\n`);
+  } catch (e) {
+    console.error(`cua-eval: cannot write the ready marker: ${e}`);
+  }
+}
+
 function activate(context) {
   context.subscriptions.push(vscode.commands.registerCommand("cua-eval.OpenProject", openProject));
+  markReady();
 }
 
 module.exports = { activate, deactivate() {} };
