@@ -5,8 +5,9 @@ OSWorld types, as a user would: Ctrl+Shift+P, "Extensions: Enable All Extensions
 then Ctrl+Shift+P, the command's title, Enter, and reads `path` a second later. The image's
 built-in extension (vm/image/files/vscode/eval-extension) provides the commands upstream's tasks
 name (OpenProject writes the open folder's name to ~/OpenProject.txt). The keys are the same;
-what we add is waiting: for a window titled "... Visual Studio Code" first (while the workbench
-loads, the title is its URL and Ctrl+Shift+P reaches the browser, which opens Print), short
+what we add is waiting: for a window titled "... Visual Studio Code" whose folder the extension's
+ready marker names (while the workbench loads, the title is its URL and Ctrl+Shift+P reaches the
+browser, which opens Print; the command exists once the extension host runs), short
 pauses for the palette to open, and one more run of the command if the file has not appeared
 (the extension host may still be starting). None of that changes what the file says.
 """
@@ -25,15 +26,19 @@ from vm.types import Guest
 
 PALETTE_PAUSE_S = 0.7
 WRITE_WAIT_S = 1.0  # upstream reads the file this long after the last key
-READY_WAIT_S = 60.0  # a workbench reloading on a loaded machine took 40 s here
+READY_WAIT_S = 120.0  # a workbench reloading into a folder took over 100 s on a loaded machine
 FILE_WAIT_S = 5.0
-# Exit 0 once a visible window's title ends in "Visual Studio Code" (the workbench has loaded).
-_READY = ("import subprocess, time\n"
+# Wait until a visible window's title ends in "Visual Studio Code" (the workbench has loaded) and
+# the evaluation extension's ready marker names the folder in that title (its extension host runs;
+# after a reload into another folder the marker still names the old one until the new host starts).
+_READY = ("import os, subprocess, time\n"
+          "marker = os.path.join(os.environ.get('XDG_RUNTIME_DIR', '/tmp'), 'vscode-ready')\n"
           "deadline = time.time() + {wait}\n"
           "while time.time() < deadline:\n"
-          "    r = subprocess.run(['xdotool', 'search', '--onlyvisible', '--name', 'Visual Studio Code$'],\n"
-          "                       capture_output=True)\n"
-          "    if r.returncode == 0:\n"
+          "    r = subprocess.run(['xdotool', 'search', '--onlyvisible', '--name', 'Visual Studio Code$',\n"
+          "                        'getwindowname', '%@'], capture_output=True, text=True)\n"
+          "    name = open(marker).read() if os.path.exists(marker) else None\n"
+          "    if r.returncode == 0 and name is not None and (not name or name + ' - Visual Studio Code' in r.stdout):\n"
           "        break\n"
           "    time.sleep(0.5)\n")
 
@@ -44,6 +49,16 @@ def _check(spec: dict[str, Any]) -> list[str]:
         if not isinstance(spec.get(field), str) or not spec.get(field):
             problems.append(f"{field} is required")
     return problems
+
+
+async def _appears(guest: Guest, path: str) -> bool:
+    """Whether `path` exists in the guest within FILE_WAIT_S."""
+    with anyio.move_on_after(FILE_WAIT_S):
+        while True:
+            if (await guest.execute(["test", "-e", path], timeout=10.0)).returncode == 0:
+                return True
+            await anyio.sleep(0.5)
+    return False
 
 
 def palette_script(command: str, *, enable_all: bool = True) -> str:
@@ -73,8 +88,6 @@ async def vscode_config(guest: Guest, spec: GetterSpec, ctx: TaskContext) -> str
     for attempt in range(2):
         await guest.run_python(palette_script(command, enable_all=attempt == 0), timeout=READY_WAIT_S + 30.0)
         await anyio.sleep(WRITE_WAIT_S)
-        with anyio.move_on_after(FILE_WAIT_S):
-            while (await guest.execute(["test", "-e", path], timeout=10.0)).returncode != 0:
-                await anyio.sleep(0.5)
+        if await _appears(guest, path):
             break
     return await fetch_to_work(guest, ctx, str(spec.path), str(spec.dest))

@@ -7,19 +7,24 @@ const os = require("os");
 const path = require("path");
 const vscode = require("vscode");
 
-function openProject() {
+function folderName() {
   const folders = vscode.workspace.workspaceFolders || [];
-  const name = folders.length ? path.basename(folders[0].uri.fsPath) : "";
-  fs.writeFileSync(path.join(os.homedir(), "OpenProject.txt"), name);
+  return folders.length ? path.basename(folders[0].uri.fsPath) : "";
+}
+
+function openProject() {
+  fs.writeFileSync(path.join(os.homedir(), "OpenProject.txt"), folderName());
 }
 
 // Active from startup (onStartupFinished, after the workbench has restored its editors): the marker
 // file tells a task's setup that keys now reach VS Code. While the workbench loads, keys reach the
 // browser instead (Ctrl+H opens its history, Ctrl+S its Save dialog).
+// It holds the open folder's name (empty without one): after a window reloads into another folder,
+// a reader can tell the new extension host from the old one.
 function markReady() {
   const dir = process.env.XDG_RUNTIME_DIR || os.tmpdir();
   try {
-    fs.writeFileSync(path.join(dir, "vscode-ready"), `${Date.now()}\n`);
+    fs.writeFileSync(path.join(dir, "vscode-ready"), folderName());
   } catch (e) {
     console.error(`cua-eval: cannot write the ready marker: ${e}`);
   }
