@@ -102,6 +102,7 @@ class TaskContext:
     work_dir: Path
     setup_dir: Path
     _screen: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)  # steps that failed without stopping (postconfig windows)
 
     @property
     def assets_dir(self) -> Path | None:

@@ -3,7 +3,8 @@
 Sandboxes have no network, so OSWorld's `download` steps and `cloud_file` getters fetch on the
 host and push bytes into the guest. A URL is cached under `<cache>/<sha256(url)[:32]>/<name>`
 and written atomically (temp file + rename), so concurrent tasks and crashed runs never see a
-half-written file; concurrent fetches of one URL share one download.
+half-written file; concurrent fetches of one URL share one download. Retries, resume and the
+refusal of private hosts are benchmarks/http_fetch.py's, the same as `tasks fetch`.
 
 Task files are untrusted: `file://` URLs and relative paths resolve inside the suite's assets
 folder only, never elsewhere on the host.
@@ -19,25 +20,21 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import aiohttp
 import anyio
 
+from benchmarks import http_fetch
+from benchmarks.http_fetch import short_url
 from harness.base.errors import SandboxError, TaskError
 
 log = logging.getLogger("benchmarks.downloads")
 
-ATTEMPTS = 3
+ATTEMPTS = 4
 
 
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cua-harness" / "downloads"
-
-
-def short_url(url: str) -> str:
-    """scheme://host/path of a URL: query strings can carry tokens (drive links), so logs and
-    errors never show them."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 _short_url = short_url
@@ -68,12 +65,14 @@ def resolve_asset(ref: str, assets_dir: Path | None) -> Path:
 class HostFiles:
     """Fetches task files to the host: http(s) URLs through a shared cache, assets in place."""
 
-    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 300.0, max_bytes: int = 4 << 30,
-                 offline: bool = False) -> None:
+    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 300.0, max_bytes: int = 1 << 30,
+                 offline: bool = False, allow_private: bool = False, backoff: float = 1.0) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.offline = offline  # never download: an uncached URL is a TaskError (probes, offline runs)
+        self.allow_private = allow_private  # `--allow-private-urls`: loopback/private hosts too (local mirrors, tests)
+        self.backoff = backoff  # seconds before the first retry, doubling
         self._locks: dict[str, anyio.Lock] = {}
 
     def cache_path(self, url: str) -> Path:
@@ -99,43 +98,17 @@ class HostFiles:
         async with lock:
             if await anyio.Path(target).is_file():
                 return target
-            last: Exception | None = None
-            for attempt in range(ATTEMPTS):
-                try:
-                    await self._download(url, target)
-                    return target
-                except SandboxError as e:  # transient: retry with backoff
-                    last = e
-                    log.warning("download %s failed (attempt %d/%d): %s", _short_url(url), attempt + 1, ATTEMPTS, e)
-                    if attempt + 1 < ATTEMPTS:
-                        await anyio.sleep(2**attempt)
-            assert last is not None
-            raise last
-
-    async def _download(self, url: str, target: Path) -> None:
-        import aiohttp
-
-        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(self)}.part")
-        short = _short_url(url)
-        try:
+            short = _short_url(url)
             timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(30.0, self.timeout))
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
-                if 400 <= resp.status < 500:
-                    raise TaskError(f"{short}: HTTP {resp.status} (the task's URL is wrong or gone)")
-                if resp.status != 200:
-                    raise SandboxError(f"{short}: HTTP {resp.status}")
-                size = 0
-                async with await anyio.open_file(tmp, "wb") as f:
-                    async for chunk in resp.content.iter_chunked(1 << 16):
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            raise TaskError(f"{short}: larger than {self.max_bytes} bytes")
-                        await f.write(chunk)
-            await anyio.Path(tmp).rename(target)
-            log.info("downloaded %s (%d bytes)", short, size)
-        except (aiohttp.ClientError, TimeoutError) as e:
-            raise SandboxError(f"{short}: download failed: {type(e).__name__}: {e}") from e
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.Path(tmp).unlink(missing_ok=True)
+            try:
+                async with http_fetch.session(allow_private=self.allow_private, timeout=timeout) as http:
+                    got = await http_fetch.fetch_to(http, url, target, max_bytes=self.max_bytes,
+                                                    allow_private=self.allow_private, attempts=ATTEMPTS,
+                                                    backoff=self.backoff)
+            except http_fetch.FetchError as e:
+                if e.retry:  # the network or the server, not the task: the attempt may be retried
+                    raise SandboxError(f"{short}: download failed: {e}") from e
+                gone = " (the task's URL is wrong or gone)" if str(e).startswith("HTTP 4") else ""
+                raise TaskError(f"{short}: {e}{gone}") from e
+            log.info("downloaded %s (%d bytes)", short, got.size)
+            return target

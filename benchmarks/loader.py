@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,17 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from benchmarks.schema import Task
+from benchmarks.schema import SAFE_NAME, SAFE_NAME_HINT, Task
 from harness.base.errors import ConfigError, TaskError
 
 log = logging.getLogger("benchmarks.loader")
 
 BUILTIN_SUITES = Path(__file__).parent / "suites"
+# Untrusted files: the largest OSWorld task is ~20 KB and its test_all.json ~30 KB; the caps leave
+# room while keeping one hostile file from costing the run gigabytes or a RecursionError.
+MAX_TASK_BYTES = 4 << 20
+MAX_TEST_LIST_BYTES = 16 << 20
+MAX_DEPTH = 200
 _TYPE_WORDS = {
     "string_type": "a string", "list_type": "a list", "dict_type": "an object", "int_type": "an integer",
     "int_parsing": "an integer", "float_type": "a number", "float_parsing": "a number", "bool_type": "a boolean",
@@ -115,20 +121,50 @@ def _rel(path: Path, root: Path | None) -> str:
     return str(path)
 
 
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """True when JSON `data` nests deeper than `limit` (iterative: a hostile file cannot recurse us)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+def read_json_file(path: Path, name: str, *, what: str, max_bytes: int) -> Any:
+    """Parse an untrusted JSON file: size checked before reading, nesting bounded; TaskError (one line) if not.
+
+    `what` ("", "test list ") starts each message after the file name."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TaskError(f"{name}: {what}too large: {size} bytes (limit {max_bytes})")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise TaskError(f"{name}: cannot read {what.strip() or 'file'}: {e.strerror or e}") from e
+    if len(raw) > max_bytes:  # grew between stat and read
+        raise TaskError(f"{name}: {what}too large: over {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise TaskError(f"{name}: {what}not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except UnicodeDecodeError as e:
+        raise TaskError(f"{name}: {what}not UTF-8 text (byte {e.start}: {e.reason})") from e
+    except RecursionError:
+        raise TaskError(f"{name}: {what}nested deeper than {MAX_DEPTH} levels") from None
+    if _depth_exceeds(data, MAX_DEPTH):
+        raise TaskError(f"{name}: {what}nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
 def load_task(path: Path | str, *, domain: str | None = None, assets_dir: Path | None = None,
               root: Path | None = None) -> Task:
     """Parse and validate one task file; TaskError (one line naming file and field) if malformed."""
     path = Path(path)
     name = _rel(path, root)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise TaskError(f"{name}: cannot read: {e.strerror or e}") from e
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        detail = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
-        raise TaskError(f"{name}: not valid JSON: {detail}") from e
+    data = read_json_file(path, name, what="", max_bytes=MAX_TASK_BYTES)
     if not isinstance(data, dict):
         raise TaskError(f"{name}: expected a JSON object (a task), got {type(data).__name__}")
     try:
@@ -140,18 +176,35 @@ def load_task(path: Path | str, *, domain: str | None = None, assets_dir: Path |
     return task.bind(domain=domain or path.parent.name, path=path, assets_dir=assets_dir)
 
 
-def _read_test_list(path: Path) -> dict[str, list[str]]:
-    try:
-        data = json.loads(path.read_bytes())
-    except OSError as e:
-        raise TaskError(f"{path}: cannot read test list: {e.strerror or e}") from e
-    except json.JSONDecodeError as e:
-        raise TaskError(f"{path}: test list is not valid JSON: {e.msg} at line {e.lineno}") from e
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v) for k, v in data.items()
-    ):
-        raise TaskError(f"{path}: test list must be an object {{domain: [task id, ...]}}")
-    return data
+def _safe_name(value: Any) -> bool:
+    return isinstance(value, str) and re.match(SAFE_NAME, value) is not None
+
+
+def _read_test_list(path: Path) -> tuple[list[tuple[str, str]], list[LoadIssue]]:
+    """The (domain, id) pairs of a test list, and one issue per entry that cannot name a task file."""
+    data = read_json_file(path, str(path), what="test list ", max_bytes=MAX_TEST_LIST_BYTES)
+    if not isinstance(data, dict):
+        raise TaskError(f"{path}: test list must be an object {{domain: [task id, ...]}}, got {type(data).__name__}")
+    pairs: list[tuple[str, str]] = []
+    issues: list[LoadIssue] = []
+
+    def bad(domain: str, task_id: str, msg: str) -> None:
+        issues.append(LoadIssue(path=path, domain=domain, id=task_id, message=f"{path.name}: {msg}"))
+
+    for domain, task_ids in data.items():
+        shown = repr(domain[:60])
+        if not _safe_name(domain):
+            bad("?", "?", f"domain {shown}: expected {SAFE_NAME_HINT}")
+        elif not isinstance(task_ids, list):
+            bad(domain, "?", f"domain {shown}: expected a list of task ids (got {type(task_ids).__name__})")
+        else:
+            for i, task_id in enumerate(task_ids):
+                if _safe_name(task_id):
+                    pairs.append((domain, task_id))
+                else:
+                    got = repr(task_id[:60]) if isinstance(task_id, str) else type(task_id).__name__
+                    bad(domain, "?", f"{domain}[{i}]: expected a task id, {SAFE_NAME_HINT} (got {got})")
+    return pairs, issues
 
 
 def _examples_dir(root: Path) -> Path:
@@ -201,8 +254,9 @@ def load_suite(
     elif (root / "test_all.json").is_file():
         list_path = root / "test_all.json"
 
+    issues: list[LoadIssue] = []
     if list_path is not None:
-        selection = [(d, i) for d, task_ids in _read_test_list(list_path).items() for i in task_ids]
+        selection, issues = _read_test_list(list_path)
     else:
         selection = [(p.parent.name, p.stem) for p in sorted(examples.glob("*/*.json"))]
 
@@ -213,16 +267,21 @@ def load_suite(
         if unknown:
             raise ConfigError(f"{root}: no domain {', '.join(unknown)} (domains: {', '.join(sorted(present))})")
         selection = [(d, i) for d, i in selection if d in wanted]
+        issues = [e for e in issues if e.domain in wanted]
     if ids is not None:
         wanted_ids = set(ids)
         selection = [(d, i) for d, i in selection if i in wanted_ids]
+        issues = []  # a malformed test-list entry cannot be one of the ids asked for
 
+    if errors == "raise" and issues:
+        raise TaskError(issues[0].message)
     tasks: list[Task] = []
-    issues: list[LoadIssue] = []
     seen: dict[tuple[str, str], str] = {}
     for domain, task_id in selection:
         file = examples / domain / f"{task_id}.json"
         try:
+            if not _safe_name(domain):  # a folder found by glob: test-list domains were checked on reading
+                raise TaskError(f"{_rel(file, root)}: domain folder {domain[:60]!r}: expected {SAFE_NAME_HINT}")
             if not file.is_file():
                 raise TaskError(f"{_rel(file, root)}: listed in {list_path.name if list_path else 'suite'} but missing")
             task = load_task(file, domain=domain, assets_dir=assets, root=root)

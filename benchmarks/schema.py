@@ -10,6 +10,7 @@ task through the GUI; `validate` replays it to prove a task solvable.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -248,6 +249,11 @@ class Evaluator(_Open):
 # --- task -----------------------------------------------------------------------------------------
 
 
+# Ids and domains name folders and files (results, caches): one plain path component each.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$"
+SAFE_NAME_HINT = "a plain name (letters, digits, . _ @ + -; no path parts, at most 200 characters)"
+
+
 class Task(_Open):
     id: str = Field(min_length=1)
     snapshot: str | None = None
@@ -267,6 +273,14 @@ class Task(_Open):
     _domain: str = PrivateAttr(default="")
     _path: Path | None = PrivateAttr(default=None)
     _assets_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.match(SAFE_NAME, v):
+            raise PydanticCustomError("safe_name", "expected {hint}, got {value}",
+                                      {"hint": SAFE_NAME_HINT, "value": repr(v[:60])})
+        return v
 
     @field_validator("solution")
     @classmethod

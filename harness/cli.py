@@ -45,6 +45,22 @@ class _CurrentStderrHandler(logging.StreamHandler):
         pass
 
 
+def _harness_errors(group: BaseExceptionGroup) -> list[HarnessError] | None:
+    """The HarnessErrors of a task group's failure, or None when anything else is in it."""
+    out: list[HarnessError] = []
+    for e in group.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            inner = _harness_errors(e)
+            if inner is None:
+                return None
+            out += inner
+        elif isinstance(e, HarnessError):
+            out.append(e)
+        else:
+            return None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         # User-facing errors: one line, no traceback.
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:  # raised inside a task group (RunStopped from the engine)
+        errors = _harness_errors(group)
+        if errors is None:
+            raise
+        for line in dict.fromkeys(str(e) for e in errors):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

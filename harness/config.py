@@ -2,6 +2,10 @@
 
 It is written into run.json; `RESULT_KEYS` are the fields whose change would change scores, so
 resuming a run directory with a different value is refused.
+
+`max_steps`, `action_space` and `observation_type` are run-level fields that the agent gets from
+here; `--agent-option KEY=VALUE` for one of them sets the field when the field is not given, and
+contradicting a given field is an error (never a silent loss of either).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.base.errors import ConfigError
 
@@ -27,6 +31,10 @@ RESULT_KEYS = [
 ]
 
 
+# Agent options that are run-level fields: the field is the one source the agent is built from.
+AGENT_OPTION_FIELDS = ("max_steps", "action_space", "observation_type")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +42,8 @@ class RunConfig(BaseModel):
     agent: str = "oracle"
     model: str | None = None
     agent_options: dict[str, Any] = Field(default_factory=dict)
+    agent_path: str | None = Field(None, description="folder(s) put first on the import path for "
+                                   "--agent osworld:MODULE:CLASS (os.pathsep-separated)")
     action_space: Literal["pyautogui", "computer_13"] = "pyautogui"
     observation_type: Literal["screenshot", "a11y_tree", "screenshot_a11y_tree", "som"] = "screenshot_a11y_tree"
     concurrency: int = Field(4, ge=1, le=512)
@@ -55,12 +65,40 @@ class RunConfig(BaseModel):
     llm_cache: str | None = Field(None, description="LLM response cache file; default <run_dir>/llm_cache.sqlite. "
                                   "Point a new run at an earlier run's cache to replay instead of paying")
     quiet: bool = False
+    desktop: Literal["osworld", "light"] = Field("osworld", description="sandbox desktop: osworld (GNOME Shell as "
+                                                 "on OSWorld's VM) or light (openbox)")
+    record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
-                                                       "'bridge' only for tasks that need the internet")
+                                                       "'bridge' only for tasks that need the internet (the "
+                                                       "sandboxes' own network, inter-container traffic off)")
     ray: str | None = Field(None, description="run the attempts on a Ray cluster: HOST:PORT, auto, env "
                             "($RAY_ADDRESS) or local:N (docs/design/cluster.md); the head stays the only writer")
+    sandbox_file_limit_mb: int = Field(1024, ge=1, description="largest file taken from a sandbox or a task "
+                                       "download (streamed to disk); more ends the task with a size error")
+    sandbox_message_limit_mb: int = Field(128, ge=1, description="largest response or WebSocket message from a "
+                                          "sandbox held in memory; more ends the task with a size error")
+    allow_private_urls: bool = Field(False, description="task downloads may reach loopback, link-local and "
+                                     "private-network hosts (refused by default: task files are untrusted)")
     proxy: str | None = Field(None, pattern=r"^(https?|socks5h?)://[^\s/]+", description="proxy for tasks marked "
                               "proxy: true (Chrome's --proxy-server, http(s)_proxy for their commands), as OSWorld")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_option_fields(cls, values: Any) -> Any:
+        """One source of truth for the options that are run-level fields too (see the module doc)."""
+        if not isinstance(values, dict) or not isinstance(values.get("agent_options"), dict):
+            return values
+        options = values["agent_options"]
+        for key in AGENT_OPTION_FIELDS:
+            if key not in options:
+                continue
+            given = values.get(key)
+            if given is None:
+                values = {**values, key: options[key]}
+            elif str(given) != str(options[key]):
+                raise ValueError(f"--agent-option {key}={options[key]} contradicts {key} {given} of the run; "
+                                 f"give it once (--{key.replace('_', '-')})")
+        return values
 
     @field_validator("domains", "tasks", mode="before")
     @classmethod
@@ -78,5 +116,7 @@ def make_config(values: dict[str, Any], *, source: str = "command line") -> RunC
         return RunConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
+        if not err["loc"] and err["type"] == "value_error":  # a check across fields: its own line
+            raise ConfigError(f"{source}: {err['ctx']['error']}") from None
         where = ".".join(str(p) for p in err["loc"]) or "config"
         raise ConfigError(f"{source}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None

@@ -1,8 +1,10 @@
 """The run engine: N workers on one event loop pull pending tasks and run attempts.
 
 An attempt = sandbox from the pool -> setup steps -> agent.solve -> evaluate -> record.
-Infrastructure failures (SandboxError) retry on a fresh sandbox up to `infra_retries`; agent and
-model errors end the task with score 0 and the error recorded, never the run.
+Infrastructure failures (SandboxError) retry on a fresh sandbox up to `infra_retries`; any other
+failure (setup, agent, evaluation, our own bug) ends that task with score 0, the reason and who
+is at fault (harness/base/faults.py), never the run. Only the host failing to write (disk full)
+stops the run, with one line (RunStopped).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Protocol
 
 import anyio
 
-from harness.base.errors import HarnessError, SandboxError, TaskError
+from harness.base.errors import SandboxError
+from harness.base.faults import AGENT, ENVIRONMENT, RunStopped, run_fatal, short, task_failure
 from harness.config import RunConfig
 from harness.task_env import SandboxTaskEnv
 from search.agent import Agent, Outcome
@@ -40,9 +43,13 @@ class EngineStats:
         return self.score_sum / self.done if self.done else 0.0
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}"[:500]
+_short = short  # the name harness.cluster imports
+
+
+def _passes(e: BaseException) -> bool:
+    """Not this task's failure: infrastructure (the engine retries), the deadline, cancellation,
+    or the host unable to write (the run stops)."""
+    return isinstance(e, SandboxError | TimeoutError | anyio.get_cancelled_exc_class()) or run_fatal(e) is not None
 
 
 class AttemptRunner(Protocol):
@@ -50,7 +57,8 @@ class AttemptRunner(Protocol):
 
     Writes steps and files through `attempt` (a results.attempt.Attempt). Raises SandboxError for
     infrastructure failures (the engine retries), TimeoutError never on its own: the engine holds
-    the task deadline and cancels the call. `LocalAttemptRunner` runs it on this event loop;
+    the task deadline and cancels the call. Every other failure is returned as the task's result
+    (`faults.task_failure`), so a cluster worker and this machine record the same thing. `LocalAttemptRunner` runs it on this event loop;
     harness.cluster.dispatch.RayAttemptRunner runs it on a cluster worker and streams it back.
     """
 
@@ -83,8 +91,11 @@ class LocalAttemptRunner:
         try:
             try:
                 await self._setup(task, box.guest, self._ctx)
-            except TaskError as e:
-                return {"score": 0.0, "error": f"setup: {_short(e)}", "steps": 0}
+            except Exception as e:
+                if _passes(e):
+                    raise
+                log.info("task %s/%s: setup failed: %s", task.domain, task.id, short(e))
+                return {**task_failure(e, "setup"), "steps": 0}
             # The starting screen, for the report (step_1.png is the screen after action 1).
             start = await box.observe(accessibility=False)
             await attempt.write_file("step_0.png", start.screenshot, durable=False)
@@ -93,34 +104,43 @@ class LocalAttemptRunner:
             await env.aclose()
 
     async def _solve_and_score(self, task: Any, env: SandboxTaskEnv) -> dict[str, Any]:
+        failure: dict[str, Any] | None = None
         try:
             outcome = await self.agent.solve(task, env)
-        except (SandboxError, TimeoutError, anyio.get_cancelled_exc_class()):
-            raise
         except Exception as e:  # the agent's or the model's fault: this task scores 0
+            if _passes(e):
+                raise
             log.exception("task %s/%s: agent error", task.domain, task.id)
-            outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=f"agent: {_short(e)}")
+            failure = task_failure(e, "agent")
+            outcome = Outcome(actions=list(env.actions), steps=env.step_count, error=failure["error"])
         base = {
             "steps": outcome.steps or env.step_count,
             "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
             "cost_usd": outcome.cost_usd,
             "last_action": outcome.last_action if isinstance(outcome.last_action, str | None) else str(outcome.last_action),
         }
-        if outcome.error:
-            return {**base, "score": 0.0, "error": outcome.error}
+        if failure is not None:
+            return {**base, **failure}
+        if outcome.error:  # the agent ended itself with an error
+            return {**base, "score": 0.0, "error": outcome.error, "fault": AGENT, "phase": "agent"}
         try:
             # An agent that already scored the final state (re-replay rule) is not scored twice:
             # postconfig steps may change the desktop.
             evaluation = env.current_evaluation()
             if evaluation is None:
                 evaluation = await self._evaluate(task, env.sandbox.guest, outcome.actions, self._ctx)
-        except HarnessError:
-            raise
-        except Exception as e:  # an evaluator bug must not end the run
-            log.exception("task %s/%s: evaluator error", task.domain, task.id)
-            return {**base, "score": 0.0, "error": f"evaluator: {_short(e)}", "eval_error": _short(e)}
-        return {**base, "score": float(evaluation.score), "evaluation": evaluation.details,
-                "eval_error": getattr(evaluation, "eval_error", None)}  # our bug, not the agent's 0
+        except Exception as e:  # a task-file error (postconfig, a gold file's URL) or our bug: this task
+            if _passes(e):
+                raise
+            log.warning("task %s/%s: evaluation failed: %s", task.domain, task.id, short(e), exc_info=True)
+            return {**base, **task_failure(e, "evaluation")}
+        result = {**base, "score": float(evaluation.score), "evaluation": evaluation.details,
+                  "eval_error": getattr(evaluation, "eval_error", None)}  # our bug, not the agent's 0
+        if result["eval_error"]:
+            result.update(fault=getattr(evaluation, "eval_fault", None), phase="evaluation")
+        if getattr(evaluation, "notes", None):
+            result["notes"] = list(evaluation.notes)
+        return result
 
 
 class Engine:
@@ -139,6 +159,7 @@ class Engine:
             config, pool, agent, setup=setup, evaluate=evaluate, context=context,
             run_dir=getattr(store, "run_dir", None))
         self.stats = EngineStats()
+        self._run_dir = getattr(store, "run_dir", None)
 
     async def run(self) -> EngineStats:
         keys = [(t.domain, t.id) for t in self.tasks]
@@ -157,6 +178,10 @@ class Engine:
             self.stats.in_flight += 1
             try:
                 await self._run_task(task)
+            except OSError as e:  # the run store could not write: no later task could be recorded
+                if (why := run_fatal(e, self._run_dir)) is None:
+                    raise
+                raise RunStopped(why) from e
             finally:
                 self.stats.in_flight -= 1
 
@@ -164,7 +189,7 @@ class Engine:
         blocked = self._unsupported(task)
         if blocked:
             await self._finish(task, {"score": 0.0, "error": "unsupported: " + ", ".join(blocked),
-                                      "unsupported": blocked, "attempts": 0, "steps": 0, "seconds": 0.0})
+                                      "fault": ENVIRONMENT, "phase": "unsupported", "unsupported": blocked, "attempts": 0, "steps": 0, "seconds": 0.0})
             return
         attempts = 0
         while True:
@@ -179,9 +204,18 @@ class Engine:
                 log.warning("task %s/%s attempt %d: infrastructure failure: %s", task.domain, task.id, attempts, _short(e))
                 if attempts <= self.config.infra_retries:
                     continue
-                result = {"score": 0.0, "error": f"infrastructure failure after {attempts} attempts: {_short(e)}"}
+                result = {"score": 0.0, "error": f"infrastructure failure after {attempts} attempts: {_short(e)}",
+                          "fault": ENVIRONMENT, "phase": "infrastructure"}
             except TimeoutError:
-                result = {"score": 0.0, "error": f"task timeout after {self.config.task_timeout:g} s"}
+                result = {"score": 0.0, "error": f"task timeout after {self.config.task_timeout:g} s",
+                          "fault": AGENT, "phase": "timeout"}
+            except RunStopped:
+                raise
+            except Exception as e:  # a bug outside the runner's phases (pool, env): this task only
+                if (why := run_fatal(e, self._run_dir)) is not None:
+                    raise RunStopped(why) from e
+                log.exception("task %s/%s: attempt failed", task.domain, task.id)
+                result = task_failure(e, "attempt")
             result.update(attempts=attempts, seconds=round(time.monotonic() - started, 3))
             await self._finish(task, result)
             return

@@ -36,19 +36,42 @@ def _llm_progress(llm: Any) -> dict[str, Any]:
     return {"in_flight": stats["in_flight"], "waiting": stats["waiting"], **stats["run"]}
 
 
-def build_agent(config: RunConfig, llm: Any = None) -> Any:
-    """The run's agent (cluster workers build theirs with this too, with their own LLM client)."""
+def build_agent(config: RunConfig, llm: Any = None, *, prompt_set: Any = None) -> Any:
+    """The run's agent (cluster workers build theirs with this too, with their own LLM client and
+    the head's `prompt_set`, so they never re-read a prompts_from path). The run-level
+    max_steps/action_space/observation_type are the only source of those options: RunConfig
+    refuses an --agent-option that says otherwise."""
     from search.agent import make_agent
 
-    return make_agent(config.agent, {"model": config.model, **config.agent_options, "llm": llm,
-                                     "max_steps": config.max_steps, "action_space": config.action_space,
-                                     "observation_type": config.observation_type})
+    # -- issue 26: agents from outside (osworld:MODULE:CLASS); their options follow search/external --
+    from search.external import build_external_agent, is_external_agent
+
+    if is_external_agent(config.agent):
+        return build_external_agent(config.model_dump(), explicit=config.model_fields_set)
+    # -- end issue 26 --
+    options = {"model": config.model, **config.agent_options, "llm": llm, "max_steps": config.max_steps,
+               "action_space": config.action_space, "observation_type": config.observation_type}
+    if prompt_set is not None:
+        options["prompt_set"] = prompt_set
+    return make_agent(config.agent, options)
+
+
+def build_run_agent(config: RunConfig, llm: Any = None, *, prompt_set: Any = None) -> Any:
+    """`build_agent` plus what the run adds around any agent (`--record`: search/recording.py)."""
+    from search.recording import with_recording
+
+    return with_recording(build_agent(config, llm, prompt_set=prompt_set), config.record)
+
+
+def _needs_llm(config: RunConfig, agent: Any) -> bool:
+    """Whether the run builds an LLM client for the agent (agents that call their model themselves do not)."""
+    return config.agent not in MODEL_FREE_AGENTS and getattr(agent, "needs_llm", True)
 
 
 def default_run_dir(config: RunConfig) -> Path:
     bench = Path(config.benchmark).name or "suite"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{bench}-{config.agent}-{stamp}"
+    return Path("runs") / f"{bench}-{config.agent.replace(':', '_')}-{stamp}"
 
 
 def make_provider(config: RunConfig, run_id: str) -> Any:
@@ -61,7 +84,9 @@ def make_provider(config: RunConfig, run_id: str) -> Any:
     from vm.docker import DockerProvider, DockerSettings
 
     settings = DockerSettings(screen_width=config.screen_width, screen_height=config.screen_height,
-                              network=config.sandbox_network)
+                              network=config.sandbox_network, max_file_bytes=config.sandbox_file_limit_mb << 20,
+                              max_message_bytes=config.sandbox_message_limit_mb << 20,
+                              desktop=config.desktop)
     return DockerProvider(settings, run_id=run_id)
 
 
@@ -105,7 +130,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
     config = config.model_copy(update={"run_dir": run_dir})
     # The agent is built before the run directory is touched: a bad option (say a prompts file that
     # does not parse) stops the run with one line and leaves nothing behind. Its LLM client comes later.
-    agent = build_agent(config)
+    agent = build_run_agent(config)
     describe = getattr(agent, "describe", None)
     agent_info = describe() if callable(describe) else None
     flags: dict[str, bool] = {}
@@ -124,7 +149,7 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
 
         stack.push_async_callback(close_store)
         llm = None
-        if config.agent not in MODEL_FREE_AGENTS and not config.ray:  # cluster workers lease theirs
+        if _needs_llm(config, agent) and not config.ray:  # cluster workers lease theirs
             from harness.llm.client import LLMClient
 
             # The response cache lives in the run directory: resume replays what was paid for.
@@ -143,8 +168,10 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
 
             cluster = await stack.enter_async_context(open_cluster(
                 config, run_dir=run_dir, run_id=run_id, suite_path=suite_path, tasks=suite.tasks,
-                agent_factory=build_agent, provider_factory=make_provider,
-                needs_llm=config.agent not in MODEL_FREE_AGENTS,
+                agent_factory=build_run_agent, provider_factory=make_provider,
+                needs_llm=_needs_llm(config, agent),
+                # The prompts file this process read: workers use its text and hash, not the path.
+                agent_extras={"prompt_set": ps} if (ps := getattr(agent, "prompt_set", None)) is not None else {},
                 # R-MCTS's memory: the file a local run would use, opened once on the head's node.
                 reflections_path=agent.memory_path(run_dir) if getattr(agent, "uses_memory", bool)() else None))
             explicit = "concurrency" in config.model_fields_set
@@ -173,9 +200,11 @@ async def execute_run(config: RunConfig, *, show_summary: bool = True) -> int:
                             or max(1, min(os.cpu_count() or 2, config.concurrency)),
                             warm=config.concurrency))
             from benchmarks.context import RunContext
+            from benchmarks.downloads import HostFiles
 
             ctx = RunContext.for_suite(suite, run_dir=run_dir, screen_size=(config.screen_width, config.screen_height),
-                                       proxy=config.proxy)
+                                       proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
+                                                                    max_bytes=config.sandbox_file_limit_mb << 20))
             from benchmarks.setup_steps import run_task_setup
             from scoring import evaluate
 

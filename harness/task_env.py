@@ -49,22 +49,37 @@ class SandboxTaskEnv:
         self.last_evaluation: tuple[int, Any] | None = None  # (step_count when scored, EvalResult)
 
     @property
+    def attempt_dir(self) -> Path | None:
+        """This attempt's task folder (traj.jsonl and step screenshots), when it has one."""
+        folder = getattr(self._attempt, "dir", None)
+        return Path(folder) if folder is not None else None
+
+    @property
     def sandbox(self) -> Sandbox:
         return self._restore.home if self._restore is not None else self._home
 
     async def observe(self) -> Observation:
         return await self.sandbox.observe(accessibility=self._observe_a11y)
 
-    async def step(self, action: Any, *, response: str = "", reasoning: str = "", tokens: int = 0,
-                   info: dict[str, Any] | None = None) -> tuple[ExecResult, Observation | None]:
+    async def step(self, action: Any, *, response: Any = "", reasoning: str = "", tokens: int = 0,
+                   info: dict[str, Any] | None = None, pause: float = 0.0, observe: bool | None = None,
+                   accessibility: bool = False, record: dict[str, Any] | None = None,
+                   ) -> tuple[ExecResult, Observation | None]:
+        """`pause`: seconds between the action and the observation after it (OSWorld's
+        sleep_after_execution); `observe`: True to look after every action (OSWorld's env does,
+        DONE/FAIL included), None for the default (not after DONE/FAIL); `accessibility`: that
+        observation carries the tree; `record`: traj.jsonl keys that replace ours (step_num,
+        action_timestamp, screenshot_file, ...)."""
         self.step_count += 1
         self.actions.append(action)
         started = time.time()
         result = await self.sandbox.execute(action)
         special = is_special(action)
+        if pause > 0:
+            await anyio.sleep(pause)
         obs: Observation | None = None
-        if not special or str(action).upper() == "WAIT":
-            obs = await self.sandbox.observe(accessibility=False)
+        if observe if observe is not None else (not special or str(action).upper() == "WAIT"):
+            obs = await self.sandbox.observe(accessibility=accessibility)
         record = {
             "step_num": self.step_count,
             "action_timestamp": time.strftime("%Y%m%d@%H%M%S", time.localtime(started)),
@@ -76,6 +91,7 @@ class SandboxTaskEnv:
             "reasoning": reasoning,
             "tokens": tokens,
             "seconds": round(time.time() - started, 3),
+            **(record or {}),
         }
         await self._attempt.record_step(record, obs.screenshot if obs else None)
         return result, obs
@@ -109,18 +125,21 @@ class SandboxTaskEnv:
         return await anyio.to_thread.run_sync(read)
 
     # -- search support --------------------------------------------------------------------------------
-    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0) -> Any:
-        """This attempt's StateRestore (created on first call; later arguments are ignored)."""
+    def forks(self, *, max_sandboxes: int = 8, settle_s: float = 0.0, **restore: Any) -> Any:
+        """This attempt's StateRestore (created on first call; later arguments are ignored).
+        `restore`: StateRestore's snapshot options (mode, max_snapshots, snapshot_budget_mb)."""
         if self._restore is None:
             if self._source is None:
                 raise ConfigError("this environment cannot fork sandboxes (the engine gave it no sandbox source)")
-            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s)
+            self._restore = StateRestore(self._source, self._home, max_sandboxes=max_sandboxes, settle_s=settle_s,
+                                         **restore)
         return self._restore
 
     @asynccontextmanager
-    async def fork(self, path: list[Any]) -> AsyncIterator[Any]:
-        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state."""
-        async with self.forks().at(path) as lease:
+    async def fork(self, path: list[Any], *, keep: bool = True) -> AsyncIterator[Any]:
+        """`async with env.fork(path) as lease`: a sandbox whose state is `path` run from the start state
+        (`keep`: the state may be wanted again, see StateRestore.at)."""
+        async with self.forks().at(path, keep=keep) as lease:
             yield lease
 
     async def clean_sandbox(self) -> Sandbox:

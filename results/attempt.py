@@ -87,10 +87,12 @@ class Attempt:
             raise ValueError(f"task {self.domain}/{self.task_id}: step_num must be a positive int, got {n!r}")
         self.steps = max(self.steps, n)
         now = time.time()
-        shot = f"step_{n}.png" if screenshot_png is not None else None
+        shot = None
+        if screenshot_png is not None:  # a caller may name it as OSWorld's runner does (step_<n>_<time>.png)
+            shot = check_file_name(step["screenshot_file"]) if step.get("screenshot_file") else f"step_{n}.png"
         line: dict[str, Any] = {
             "step_num": n,
-            "action_timestamp": dt.datetime.fromtimestamp(now).strftime("%Y%m%d@%H%M%S"),
+            "action_timestamp": step.get("action_timestamp") or dt.datetime.fromtimestamp(now).strftime("%Y%m%d@%H%M%S"),
             "action": step.get("action"),
             "response": step.get("response"),
             "reward": step.get("reward", 0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from harness.base.errors import TaskError
@@ -44,10 +45,17 @@ def task_dir(run_dir: Path, domain: str, task_id: str) -> Path:
     return run_dir / check_component(domain, "domain", key) / check_component(task_id, "task id", key)
 
 
+_NOT_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")  # path separators and control characters
+
+
 def check_file_name(name: str) -> str:
-    """A file an attempt may write into its task folder: plain name, not one of ours."""
-    if not name or name.startswith(".") or any(c in name for c in "/\\\0") or name in (".", ".."):
-        raise ValueError(f"attempt file name {name!r} must be a plain name without '/' or leading '.'")
-    if name in RESERVED_TASK_FILES:
+    """A file an attempt may write or append to in its task folder: a plain name (no path
+    separator or control character, no leading `.`, at most 200 characters), not one of the run
+    store's own files (traj.jsonl included: steps go through record_step). Cluster workers' file
+    names are checked by the same rule."""
+    if not isinstance(name, str) or not name or name.startswith(".") or len(name) > 200 or _NOT_IN_NAMES.search(name):
+        raise ValueError(f"attempt file name {str(name)[:80]!r} must be a plain name without '/', control "
+                         "characters or a leading '.'")
+    if name in RESERVED_TASK_FILES or name == TRAJ:
         raise ValueError(f"attempt file name {name!r} is reserved by the run directory")
     return name

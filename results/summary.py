@@ -28,7 +28,8 @@ def summarize(
     """The run's summary.
 
     `success_rate` is the mean score over finished tasks, as OSWorld reports it (partial scores
-    count); `solved` counts tasks with score >= 1; `eval_errors` counts tasks whose evaluator failed. `total` is the planned tasks plus any finished
+    count); `solved` counts tasks with score >= 1; `eval_errors` counts tasks whose evaluator failed;
+    `faults` counts failed tasks by who is at fault (task, environment, agent, harness). `total` is the planned tasks plus any finished
     task outside the plan.
     """
     tasks = set(planned or ()) | set(results)
@@ -40,6 +41,7 @@ def summarize(
     prompt = completion = 0
     cost = 0.0
     errors = eval_errors = 0
+    faults: dict[str, int] = {}
     for (domain, _), record in sorted(results.items()):
         score = _num(record.get("score"))
         scores.append(score)
@@ -54,6 +56,8 @@ def summarize(
         cost += _num(record.get("cost_usd"))
         errors += bool(record.get("error"))
         eval_errors += bool(record.get("eval_error"))
+        if isinstance(fault := record.get("fault"), str):
+            faults[fault] = faults.get(fault, 0) + 1
     for entry in by_domain.values():
         entry["success_rate"] = _rate(entry.pop("_s"))
     done = len(scores)
@@ -69,6 +73,7 @@ def summarize(
         "tasks_per_hour": round(done * 3600.0 / wall_s, 3) if wall_s > 0 else 0.0,
         "errors": errors,
         "eval_errors": eval_errors,  # tasks whose evaluator failed (our bug): their 0 says nothing
+        "faults": dict(sorted(faults.items())),  # failed tasks by who is at fault (harness/base/faults.py)
         "infra_failures": infra_failures,
         "sessions": sessions,
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

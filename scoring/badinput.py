@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class NothingFound(Exception):
+    """A getter found nothing to compare, or the guest's state is not what it can read (its metric
+    scores 0 with this reason). Getters raise it, or a subclass, for an expected failure; anything
+    else they raise that is not a parse error (`is_bad_input`) is an evaluation error."""
 
 
 class BadInput(Exception):
@@ -34,7 +41,8 @@ class BadInput(Exception):
 def parse_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "this input is not a well-formed file of its kind"."""
     kinds: list[type[BaseException]] = [zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError,
-                                        UnicodeDecodeError, FileNotFoundError, IsADirectoryError, EOFError]
+                                        UnicodeDecodeError, FileNotFoundError, IsADirectoryError, EOFError,
+                                        sqlite3.DatabaseError]
     for module, name in (("lxml.etree", "XMLSyntaxError"), ("xml.etree.ElementTree", "ParseError"),
                          ("openpyxl.utils.exceptions", "InvalidFileException"),
                          ("docx.opc.exceptions", "PackageNotFoundError"), ("PIL", "UnidentifiedImageError"),

@@ -5,12 +5,16 @@ when the last action was FAIL; any other task whose last action was FAIL scores 
 each metric gets `result` (and `expected` when given) from its getters. `and`: 0 at the first
 metric scoring 0, else the mean; `or`: 1 at the first metric scoring 1, else the max.
 
-Differences on purpose: a getter that finds nothing (None, missing file) or fails because of the
-state it reads makes its metric score 0 with the reason recorded (upstream crashes or, under `or`,
-reuses the previous metric's state); so does a metric handed an unreadable file (`BadInput`).
-A bug on our side (a getter raising TypeError/KeyError/..., a metric raising anything but
-BadInput or a parse error, a broken gold file) scores 0 too but is an *evaluation error*:
-`MetricDetail.eval_error`, `result.json`'s `eval_error`, `summary.json`'s `eval_errors`.
+Differences on purpose: a getter that finds nothing (None, a missing file, `NothingFound`) or
+cannot parse the state it reads (`is_bad_input`) makes its metric score 0 with the reason recorded
+(upstream crashes or, under `or`, reuses the previous metric's state); so does a metric handed an
+unreadable file (`BadInput`). Anything else a getter raises (ValueError, TypeError, a host
+OSError such as PermissionError), a metric raising anything but BadInput or a parse error, or a
+broken gold file scores 0 too but is an *evaluation error*, never a silent 0:
+`MetricDetail.eval_error` (and `eval_fault`: `environment` for a host OSError, else `harness`),
+`result.json`'s `eval_error`, `summary.json`'s `eval_errors`. A TaskError (a getter `dest` that
+leaves the work folder, a gold file's URL that is gone, a postconfig step that is wrong) ends the
+evaluation: the engine records it as the task file's fault (harness/base/faults.py).
 A getter that times out while the guest still answers is the agent's state (0 with reason);
 a guest that no longer answers is infrastructure (SandboxError: the engine retries the attempt).
 """
@@ -28,7 +32,8 @@ from benchmarks.context import RunContext, TaskContext
 from benchmarks.schema import GetterSpec, MetricSpec, Task
 from benchmarks.setup_steps import run_setup
 from harness.base.errors import HarnessError, SandboxError, TaskError
-from scoring.badinput import BadInput, as_paths, describe, is_bad_input
+from harness.base.faults import ENVIRONMENT, HARNESS, run_fatal
+from scoring.badinput import BadInput, NothingFound, as_paths, describe, is_bad_input
 from scoring.registry import get_getter, get_metric
 from scoring.result import EvalResult, MetricDetail, as_score, preview
 from vm.types import Guest
@@ -36,17 +41,14 @@ from vm.types import Guest
 log = logging.getLogger("scoring.evaluate")
 
 
-class NothingFound(Exception):
-    """A getter found nothing to compare (its metric scores 0)."""
-
-
 class EvaluatorBug(Exception):
-    """Our getter or metric code failed (an evaluation error, not the agent's 0)."""
+    """Our getter or metric code failed, or the host did (an evaluation error, not the agent's 0)."""
+
+    def __init__(self, message: str, fault: str = HARNESS) -> None:
+        super().__init__(message)
+        self.fault = fault
 
 
-# Exceptions that in a getter mean our code is wrong, not that the guest's state is unexpected.
-_BUG_TYPES = (TypeError, AttributeError, NameError, KeyError, IndexError, AssertionError,
-              NotImplementedError, ImportError, ZeroDivisionError, RecursionError)
 GUEST_ALIVE_TIMEOUT = 15.0
 
 
@@ -71,10 +73,16 @@ async def fetch_state(spec: GetterSpec, guest: Guest, ctx: TaskContext) -> Any:
         raise NothingFound(f"{why} (the guest answers: the state the agent left blocks it)") from e
     except HarnessError:
         raise
-    except _BUG_TYPES as e:
-        raise EvaluatorBug(f"getter {spec.type} raised {describe(e)}") from e
-    except Exception as e:  # the state is not what the getter expects (missing file, bad XML)
-        raise NothingFound(f"getter {spec.type} failed: {describe(e)}") from e
+    except Exception as e:
+        if type(e) is NothingFound:
+            raise
+        if is_bad_input(e) or isinstance(e, NothingFound):  # the state is not what the getter expects (missing file, bad XML)
+            raise NothingFound(f"getter {spec.type} failed: {describe(e)}") from e
+        if run_fatal(e):
+            raise  # the host cannot write: the run stops
+        # Host I/O (PermissionError, ...) is the environment's; anything else is our getter's bug.
+        raise EvaluatorBug(f"getter {spec.type} raised {describe(e)}",
+                           ENVIRONMENT if isinstance(e, OSError) else HARNESS) from e
     if value is None or (isinstance(value, list) and value and all(v is None for v in value)):
         raise NothingFound(f"getter {spec.type} found nothing")
     return value
@@ -113,6 +121,7 @@ async def score_metric(spec: MetricSpec, guest: Guest, ctx: TaskContext) -> Metr
     except EvaluatorBug as e:
         log.warning("task %s: metric %s: %s", getattr(ctx.task, "id", "?"), spec.func, e, exc_info=True)
         detail.eval_error = str(e)[:500]
+        detail.eval_fault = e.fault
         return detail
     call = functools.partial(entry.fn, *args, **spec.options)
     try:
@@ -126,8 +135,11 @@ async def score_metric(spec: MetricSpec, guest: Guest, ctx: TaskContext) -> Metr
             detail.note = f"unreadable input: {describe(e)}"[:500]
             return detail
         # A bug in our metric, or a gold file we cannot read: never a silent 0.
+        if run_fatal(e):
+            raise
         log.warning("metric %s raised", spec.func, exc_info=True)
         detail.eval_error = f"metric {spec.func} raised {describe(e)}"[:500]
+        detail.eval_fault = HARNESS
         return detail
     detail.score = as_score(raw)
     return detail
@@ -139,6 +151,13 @@ async def evaluate(task: Task, guest: Guest, actions: Sequence[Any], ctx: RunCon
     ev = task.evaluator
     if ev.postconfig:
         await run_setup(ev.postconfig, guest, tctx, phase="postconfig")
+    result = await _score(task, guest, actions, tctx)
+    result.notes = list(getattr(tctx, "notes", None) or [])  # no context: infeasible-only callers
+    return result
+
+
+async def _score(task: Task, guest: Guest, actions: Sequence[Any], tctx: TaskContext) -> EvalResult:
+    ev = task.evaluator
     gave_up = bool(actions) and is_fail(actions[-1])
     if ev.func == "infeasible":
         score = 1.0 if gave_up else 0.0

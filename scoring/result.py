@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.base.faults import ENVIRONMENT, HARNESS
+
 
 @dataclass
 class MetricDetail:
@@ -18,6 +20,7 @@ class MetricDetail:
     note: str = ""
     error: str | None = None  # the agent's input was unreadable (a plain 0; kept for the report)
     eval_error: str | None = None  # our getter/metric failed: an evaluation error, not a task failure
+    eval_fault: str | None = None  # who: "harness" (our code) or "environment" (the host), harness/base/faults.py
 
 
 @dataclass
@@ -26,6 +29,7 @@ class EvalResult:
     conj: str = "and"
     reason: str = ""
     metrics: list[MetricDetail] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what did not stop the evaluation (a postconfig window gone)
 
     @property
     def details(self) -> list[dict[str, Any]]:
@@ -38,9 +42,18 @@ class EvalResult:
         errors = [f"metric {m.index} ({m.func}): {m.eval_error}" for m in self.metrics if m.eval_error]
         return "; ".join(errors)[:1000] if errors else None
 
+    @property
+    def eval_fault(self) -> str | None:
+        """Who is at fault for the evaluation errors: the host ("environment") only when every one
+        was the host's, else our code ("harness"); None when the evaluator worked."""
+        faults = {m.eval_fault or HARNESS for m in self.metrics if m.eval_error}
+        if not faults:
+            return None
+        return ENVIRONMENT if faults == {ENVIRONMENT} else HARNESS
+
     def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, "conj": self.conj, "reason": self.reason, "metrics": self.details,
-                "eval_error": self.eval_error}
+                "eval_error": self.eval_error, "notes": self.notes}
 
 
 def as_score(value: Any) -> float:

@@ -29,9 +29,72 @@ if ! python3 -c "import harness, aiodocker, pytest_asyncio, importlinter, ray" >
   python3 -m pip install -q -e '.[dev,ray]'
 fi
 
+# CRIU for forking live sandboxes (docs/design/fork.md). Debian 12's criu 3.17 fails on recent
+# kernels ("vdso: Failed to fill self vdso symtable"), so when no working criu is on PATH build
+# 4.1.1 from Debian's own source tarball, once per machine (cached in $criu_cache). Optional: a
+# failed build leaves forks off and everything else as it was. CUA_NO_CRIU=1 skips it.
+criu_version=4.1.1
+criu_sha256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
+# scripts/criu-desktop.patch, two fixes a desktop needs: read /proc/PID/limits when prlimit is
+# refused (hosts that withhold CAP_SYS_RESOURCE from root, like this one, cannot otherwise dump
+# processes of `user`), and session helpers that do not share their parent's fs_struct (else
+# dbus-daemon cannot re-bind its socket once it has activated a service).
+criu_cache=/var/cache/cua-harness/criu-$criu_version-$(sha256sum scripts/criu-desktop.patch | cut -c1-8)
+install_criu() {
+  local deps=(build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
+    protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
+    libgnutls28-dev libaio-dev libnftables-dev uuid-dev)
+  if [ ! -x "$criu_cache/criu" ]; then
+    echo "setup: building CRIU $criu_version from Debian's source tarball (~2 min, once per machine)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deps[@]}" >/dev/null
+    local src
+    src=$(mktemp -d)
+    curl -fsSL -o "$src/criu.tar.xz" \
+      "http://deb.debian.org/debian/pool/main/c/criu/criu_$criu_version.orig.tar.xz"
+    echo "$criu_sha256  $src/criu.tar.xz" | sha256sum -c --quiet -
+    tar -C "$src" -xJf "$src/criu.tar.xz"
+    patch -s -d "$src/criu-$criu_version" -p1 <scripts/criu-desktop.patch
+    make -C "$src/criu-$criu_version" -j"$(nproc)" criu >"$src/build.log" 2>&1 \
+      || { tail -20 "$src/build.log" >&2; return 1; }
+    mkdir -p "$criu_cache"
+    install -m 0755 "$src/criu-$criu_version/criu/criu" "$criu_cache/criu"
+    rm -rf "$src"
+    find "$(dirname "$criu_cache")" -mindepth 1 -maxdepth 1 -name 'criu-*' ! -path "$criu_cache" \
+      -exec rm -rf {} +  # builds of earlier patches
+  fi
+  install -m 0755 "$criu_cache/criu" /usr/local/sbin/criu
+}
+write_criu_conf() {
+  # runc hands this file to CRIU. Desktop apps hold inotify watches whose overlayfs handles CRIU
+  # cannot reopen; force-irmap finds them by path under these folders instead (first match wins,
+  # so the folders apps watch come first). Rewritten while it is ours, left alone otherwise.
+  local marker='# written by cua-harness scripts/setup.sh (docs/design/fork.md)'
+  if [ ! -f /etc/criu/runc.conf ] || head -1 /etc/criu/runc.conf | grep -qF "$marker"; then
+    mkdir -p /etc/criu
+    # ghost-limit: open files already deleted go into the image (Chromium keeps 4 MB ones);
+    # file-locks: Chromium and Thunderbird lock their profiles.
+    printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' 'irmap-scan-path /usr/share/dbus-1' \
+      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /usr/local/share' \
+      'irmap-scan-path /usr/share/zoneinfo' \
+      'irmap-scan-path /run/systemd' 'irmap-scan-path /home' 'irmap-scan-path /tmp' \
+      'irmap-scan-path /root' >/etc/criu/runc.conf
+  fi
+}
+criu_works() { command -v criu >/dev/null 2>&1 && criu check >/dev/null 2>&1; }
+# An earlier build of ours (/usr/local/sbin) that differs from the current one is rebuilt too.
+criu_stale() { [ -x /usr/local/sbin/criu ] && ! cmp -s "$criu_cache/criu" /usr/local/sbin/criu; }
+if [ "${CUA_NO_CRIU:-0}" != 1 ]; then
+  if ! criu_works || criu_stale; then
+    install_criu || true
+  fi
+  if criu_works; then write_criu_conf
+  else echo "setup: no working CRIU: forking sandboxes is off (state restore uses replay)" >&2; fi
+fi
+
 if ! docker info >/dev/null 2>&1; then
-  echo "setup: starting dockerd --bridge=none --iptables=false" >&2
-  nohup dockerd --bridge=none --iptables=false >/var/log/cua-harness-dockerd.log 2>&1 &
+  # --experimental enables checkpoint/restore (forks); it changes nothing else we use.
+  echo "setup: starting dockerd --experimental --bridge=none --iptables=false" >&2
+  nohup dockerd --experimental --bridge=none --iptables=false >/var/log/cua-harness-dockerd.log 2>&1 &
   echo $! > /run/cua-harness-dockerd.pid
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break

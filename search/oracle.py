@@ -36,12 +36,12 @@ class NoopAgent:
 
 
 @register_agent("oracle", "replays the task's reference solution (extension field 'solution')")
-def _oracle(options: dict[str, Any]) -> OracleAgent:
+def make_oracle(options: dict[str, Any]) -> OracleAgent:
     return OracleAgent()
 
 
 @register_agent("noop", "takes no action (an evaluator that passes it does not discriminate)")
-def _noop(options: dict[str, Any]) -> NoopAgent:
+def make_noop(options: dict[str, Any]) -> NoopAgent:
     return NoopAgent()
 
 
@@ -54,5 +54,5 @@ class DoneAgent:
 
 
 @register_agent("done", "says DONE at once (an infeasible task must score 0 with it)")
-def _done(options: dict[str, Any]) -> DoneAgent:
+def make_done(options: dict[str, Any]) -> DoneAgent:
     return DoneAgent()

@@ -40,7 +40,16 @@ from search.agent import Outcome, TaskEnv, register_agent
 from search.parsing import SPECIALS, Parsed, parse_reply
 from search.parsing_osworld import parse_reply_osworld
 from search.profiles import profile_defaults
-from search.prompt_source import BUILTIN, SYSTEM_PROMPT_FILE, PromptSet, load_prompt_set, sha256
+from search.prompt_source import (
+    BUILTIN,
+    DEFAULT_PASSWORD,
+    PASSWORD_MASK,
+    SYSTEM_PROMPT_FILE,
+    PromptSet,
+    check_shipped,
+    load_prompt_set,
+    sha256,
+)
 from search.som import apply_tags, draw_marks
 from vm.types import Observation
 
@@ -67,7 +76,7 @@ class PromptAgentOptions(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     max_trajectory_length: int = Field(3, ge=0)
     a11y_tree_max_tokens: int = Field(10_000, ge=0)
-    password: str = "password"
+    password: str = DEFAULT_PASSWORD
     image_detail: Literal["high", "low", "auto"] = "high"
     settle_s: float | None = Field(None, ge=0, description="wait before the first observation of a task")
     parsing: Literal["ours", "osworld"] | None = None
@@ -172,14 +181,16 @@ def build_messages(system: str, history: list[tuple[PreparedObservation, str]], 
 class PromptAgent:
     name = "prompt"
 
-    def __init__(self, options: PromptAgentOptions, llm: Any = None) -> None:
+    def __init__(self, options: PromptAgentOptions, llm: Any = None, *, prompt_set: PromptSet | None = None) -> None:
         self.options = options
         self.llm = llm  # harness.llm.LLMClient; the engine may set it after construction
         self._cpu: anyio.CapacityLimiter | None = None
         # Fail at construction, not mid-run, on an impossible combination or a bad prompts file.
         prompts.system_prompt(options.observation_type, options.action_space)
-        self.prompt_set: PromptSet | None = load_prompt_set(options.prompts_from, options.observation_type,
-                                                            options.action_space)
+        # `prompt_set`: the template the head read (a cluster worker never re-reads the path).
+        self.prompt_set: PromptSet | None = (
+            check_shipped(prompt_set, options.observation_type, options.action_space) if prompt_set is not None
+            else load_prompt_set(options.prompts_from, options.observation_type, options.action_space))
         if options.model is not None:
             self._check_family(resolve(str(options.message_format), options.model))
 
@@ -231,6 +242,15 @@ class PromptAgent:
 
     # -- the loop ---------------------------------------------------------------------------------------
 
+    def _system(self, task: Any, obs: Observation, password: str) -> str:
+        o = self.options
+        if self.prompt_set is not None:
+            base = self.prompt_set.render(password)
+        else:
+            base = prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
+                                         password=password)
+        return prompts.task_prompt(base, task.instruction)
+
     async def solve(self, task: Any, env: TaskEnv) -> Outcome:
         if self.llm is None:
             raise ConfigError("agent prompt: no LLM client (the run must provide one; see --providers)")
@@ -243,7 +263,7 @@ class PromptAgent:
         history: deque[tuple[PreparedObservation, str]] = deque(maxlen=max(1, o.max_trajectory_length))
         outcome = Outcome(extra={"llm_calls": 0, "step_errors": []})
         system: str | None = None
-        system_hash = ""
+        system_hash = recorded_hash = ""
         obs: Observation | None = None
         if o.settle_s:
             # Upstream's runner sleeps after the reset so the desktop settles before it looks.
@@ -253,18 +273,18 @@ class PromptAgent:
                 obs = await env.observe()  # the post-action observation has no accessibility tree
             prepared = await self._prepare(obs)
             if system is None:
-                if self.prompt_set is not None:
-                    base = self.prompt_set.render(o.password)
-                else:
-                    base = prompts.system_prompt(o.observation_type, o.action_space, screen_size=obs.screen_size,
-                                                 password=o.password)
-                system = prompts.task_prompt(base, task.instruction)
+                system = self._system(task, obs, o.password)
                 system_hash = sha256(system)
+                # The file (and so every export) never shows a password the user set; it records
+                # its own hash so a reader can tell it from the text the model saw.
+                recorded = system if o.password == DEFAULT_PASSWORD else self._system(task, obs, PASSWORD_MASK)
+                recorded_hash = sha256(recorded)
                 if hasattr(env, "write_artifact"):
-                    await env.write_artifact(SYSTEM_PROMPT_FILE, system.encode("utf-8"))
+                    await env.write_artifact(SYSTEM_PROMPT_FILE, recorded.encode("utf-8"))
             past = list(history) if o.max_trajectory_length else []
             messages = build_messages(system, past, prepared, o.observation_type, detail=o.image_detail)
-            info: dict[str, Any] = {"llm_call": call, "system_sha256": system_hash, "message_format": family}
+            info: dict[str, Any] = {"llm_call": call, "system_sha256": system_hash,
+                                    "system_file_sha256": recorded_hash, "message_format": family}
             if prepared.counter:
                 info["table_counter"] = prepared.counter
             if prepared.note:
@@ -399,6 +419,7 @@ class PromptAgent:
 def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
     opts = dict(options)
     llm = opts.pop("llm", None)
+    shipped = opts.pop("prompt_set", None)  # a cluster worker: the head's template, not a path
     for key in _ENGINE_KEYS:
         opts.pop(key, None)
     opts = {k: v for k, v in opts.items() if v is not None}
@@ -412,7 +433,7 @@ def make_prompt_agent(options: dict[str, Any]) -> PromptAgent:
             raise ConfigError(f"agent prompt: unknown option '{where}'; expected one of {allowed}") from None
         raise ConfigError(f"agent prompt: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
     try:
-        return PromptAgent(parsed, llm)
+        return PromptAgent(parsed, llm, prompt_set=shipped)
     except ValueError as e:
         raise ConfigError(f"agent prompt: {e}") from None
 

@@ -17,13 +17,22 @@ other placeholder is touched. Every problem is a ConfigError of one line naming 
 was expected, raised when the agent is built, before any task starts.
 
 `PromptSet.sha256` is the hash of the template text used (for the run record); each step also
-records the hash of the exact system message sent (`system_sha256`).
+records the hash of the exact system message sent (`system_sha256`) and of the text written to
+`system_prompt.txt` (`system_file_sha256`): the same text, except that a password other than the
+default is masked there, so neither the file nor an export built from it shows it.
+
+A Ray run reads the file once, on the head, and ships the PromptSet (text and hash) to its
+workers (`check_shipped`): a worker never re-reads a path that may not exist on its machine.
+
+Files are checked for size before they are read (4 MB); one too deeply nested for Python's parser
+(or for this reader) is one ConfigError line, like any other that does not parse.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +53,8 @@ BUILTIN = "builtin"
 # The system message an attempt sent, word for word, in its task folder: export trains on what the
 # model saw (results/export/episodes.py) whichever prompts or profile the run used.
 SYSTEM_PROMPT_FILE = "system_prompt.txt"
+DEFAULT_PASSWORD = "password"  # the OSWorld image's, public; any other is masked in what we record
+PASSWORD_MASK = "***"
 _MAX_BYTES = 4 * 1024 * 1024  # a prompts file is text of some kB; refuse to read anything huge
 _STRIPS = frozenset({"strip", "lstrip", "rstrip"})
 
@@ -86,17 +97,32 @@ def _string_value(node: ast.expr) -> str:
     raise _Unsupported
 
 
+def _read_capped(path: Path, expected: str) -> bytes:
+    """The file's bytes; its size is checked before reading (a FIFO or a huge file is refused)."""
+    too_big = f"prompts_from {path}: larger than {_MAX_BYTES // 1024 // 1024} MB; expected {expected}"
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"prompts_from {path}: not a regular file; expected {expected}")
+        if info.st_size > _MAX_BYTES:
+            raise ConfigError(too_big)
+        with path.open("rb") as f:
+            data = f.read(_MAX_BYTES + 1)  # the file may have grown since stat
+    except OSError as e:
+        raise ConfigError(f"prompts_from {path}: cannot read ({e.strerror or e}); expected {expected}") from None
+    if len(data) > _MAX_BYTES:
+        raise ConfigError(too_big)
+    return data
+
+
 def read_constants(path: Path) -> dict[str, str]:
     """Module-level string constants of a Python file, read with `ast` (never imported)."""
-    try:
-        data = path.read_bytes()[: _MAX_BYTES + 1]
-    except OSError as e:
-        raise ConfigError(f"prompts_from {path}: cannot read ({e.strerror or e}); expected a prompts.py "
-                          "or a folder of <NAME>.txt templates") from None
-    if len(data) > _MAX_BYTES:
-        raise ConfigError(f"prompts_from {path}: larger than {_MAX_BYTES // 1024 // 1024} MB; expected a prompts.py")
+    data = _read_capped(path, "a prompts.py or a folder of <NAME>.txt templates")
     try:
         tree = ast.parse(data.decode("utf-8"), filename=str(path))
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"prompts_from {path}: nested too deeply to parse; expected a prompts.py of "
+                          "string constants") from None
     except (SyntaxError, ValueError, UnicodeDecodeError) as e:
         where = f" line {e.lineno}" if isinstance(e, SyntaxError) and e.lineno else ""
         raise ConfigError(f"prompts_from {path}:{where} not parseable as Python "
@@ -114,6 +140,9 @@ def read_constants(path: Path) -> dict[str, str]:
             text = _string_value(value)
         except _Unsupported:
             continue
+        except RecursionError:  # "a" + "a" + ... thousands deep: not a prompt we can read
+            raise ConfigError(f"prompts_from {path}: line {stmt.lineno}: an expression nested too deeply; "
+                              "expected string constants") from None
         for target in targets:
             if isinstance(target, ast.Name):
                 out[target.id] = text
@@ -132,11 +161,11 @@ def load_prompt_set(prompts_from: str | None, observation_type: str, action_spac
     where = f"observation_type={observation_type}, action_space={action_space}"
     if path.is_dir():
         file = path / f"{name}.txt"
+        if not file.exists():
+            raise ConfigError(f"prompts_from {path}: no file {name}.txt (needed for {where})")
         try:
-            template = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"prompts_from {path}: no file {name}.txt (needed for {where})") from None
-        except (OSError, UnicodeDecodeError) as e:
+            template = _read_capped(file, "a UTF-8 text template").decode("utf-8")
+        except UnicodeDecodeError as e:
             raise ConfigError(f"prompts_from {file}: cannot read as UTF-8 text ({e})") from None
     elif not path.exists():
         raise ConfigError(f"prompts_from {path}: no such file or folder; expected a prompts.py "
@@ -149,3 +178,15 @@ def load_prompt_set(prompts_from: str | None, observation_type: str, action_spac
     if not template.strip():
         raise ConfigError(f"prompts_from {path}: {name} is empty; expected the system prompt text")
     return PromptSet(source=str(path.resolve()), name=name, template=template, sha256=sha256(template))
+
+
+def check_shipped(prompts: PromptSet, observation_type: str, action_space: str) -> PromptSet:
+    """A PromptSet another process read (the head of a Ray run): it must be the template this
+    agent's options need and its text must still hash to the head's hash."""
+    name = CONSTANT_NAMES.get((observation_type, action_space))
+    if not isinstance(prompts, PromptSet) or prompts.template is None or prompts.name != name:
+        raise ConfigError(f"prompts_from: the shipped template is not {name} (observation_type={observation_type}, "
+                          f"action_space={action_space})")
+    if sha256(prompts.template) != prompts.sha256:
+        raise ConfigError(f"prompts_from {prompts.source}: the shipped template does not match its hash")
+    return prompts

@@ -94,6 +94,11 @@ class Caller:
     async def usage(self) -> dict[str, Any]:
         return self.llm.task_usage("t")
 
+    async def environ_holds(self, value: str) -> bool:
+        import os
+
+        return any(value in v for v in os.environ.values())
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
@@ -300,7 +305,10 @@ async def test_lease_round_trips_add_little_to_each_call(cluster: Any, callers: 
             await services.aclose()
     print(f"\nper call: leased {leased * 1000:.2f} ms, local {local * 1000:.2f} ms, "
           f"lease overhead {(leased - local) * 1000:.2f} ms")
-    assert leased - local < 0.02  # two loopback round trips to the head's limiter per call
+    # Two loopback round trips to the head's limiter per call: a few ms (the figure is printed, and
+    # measured by `bench engine --ray`); the bound is loose, the machine is shared. It still fails
+    # if leasing waited on something it should not (a poll interval, a timeout).
+    assert leased - local < 0.25
 
 
 async def test_a_run_without_ray_imports_no_ray(tmp_path: Path) -> None:
@@ -346,9 +354,19 @@ async def test_keys_are_forwarded_from_the_head_and_never_shown(
             with anyio.fail_after(30):
                 answer = await callers[0].complete.remote("with the forwarded key")
             assert secret not in repr(services) and "CLUSTER_TEST_KEY" in repr(services)
+            assert not await callers[0].environ_holds.remote(secret)  # the worker's os.environ never gets it
         finally:
             await services.aclose()
         assert answer["choices"] and [r.status for r in sim.records] == [200]
+        # Not only a repr: nowhere Ray or the run writes or shows things. The session's logs and files
+        # (every node's, they share the session folder), what Ray reports about actors (class, name,
+        # creation arguments' metadata), and every file of the run's folder.
+        session = Path(cluster.session_dir)
+        assert (session / "logs").is_dir()
+        assert _files_holding([session, tmp_path], secret.encode()) == []
+        from ray._private import state
+
+        assert secret not in repr(state.actors())
         # Without forwarding, a worker whose node lacks the variable fails with one clear line.
         services = start_llm_services(config, tmp_path, settings=fast_settings(), forward_keys=False)
         try:
@@ -356,6 +374,16 @@ async def test_keys_are_forwarded_from_the_head_and_never_shown(
                 await setup_all(callers[:1], config, services)
         finally:
             await services.aclose()
+
+
+def _files_holding(roots: list[Path], needle: bytes) -> list[Path]:
+    def holds(path: Path) -> bool:
+        try:
+            return path.is_file() and needle in path.read_bytes()
+        except OSError:  # a log rotated or a socket: nothing to read
+            return False
+
+    return [p for root in roots for p in root.rglob("*") if holds(p)]
 
 
 async def test_a_lease_nobody_releases_expires_and_abandoned_ids_free_their_slot() -> None:

@@ -175,3 +175,15 @@ def test_sandbox_network_maps_to_the_docker_network_mode_and_is_recorded() -> No
 
     with pytest.raises(ConfigError, match="proxy"):
         _parse("--proxy", "not a url")
+
+
+def test_private_urls_and_sandbox_limits_are_run_options_recorded_in_run_json() -> None:
+    default = _parse()
+    assert default.allow_private_urls is False
+    assert make_provider(default, "r1").profile.max_file_bytes == 1 << 30
+    allowed = _parse("--allow-private-urls").model_copy(update={"sandbox_file_limit_mb": 10,
+                                                                "sandbox_message_limit_mb": 2})
+    recorded = allowed.model_dump(mode="json")  # what run.json stores
+    assert recorded["allow_private_urls"] is True and recorded["sandbox_file_limit_mb"] == 10
+    profile = make_provider(allowed, "r2").profile
+    assert (profile.max_file_bytes, profile.max_message_bytes) == (10 << 20, 2 << 20)

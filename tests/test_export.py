@@ -240,9 +240,9 @@ async def test_trajectories_train_on_the_system_prompt_the_model_saw(tmp_path: P
                 if m["task_id"] == "sim-00001"]
 
     assert set(exported_system()) == {recorded}
-    # A run with the user's own prompts (prompts_from) recorded another text: that text is trained on.
-    (task / "system_prompt.txt").write_text("THE USER'S OWN SYSTEM PROMPT")
-    assert set(exported_system()) == {"THE USER'S OWN SYSTEM PROMPT"}
+    # A file changed after the run is not what the step's hash names: not trusted, ours rebuilt instead.
+    (task / "system_prompt.txt").write_text("AN EDITED SYSTEM PROMPT")
+    assert set(exported_system()) == {recorded}
     # Not recorded: ours is rebuilt only when it is what the model saw; otherwise the attempt is skipped.
     (task / "system_prompt.txt").unlink()
     assert set(exported_system()) == {recorded}
@@ -253,6 +253,44 @@ async def test_trajectories_train_on_the_system_prompt_the_model_saw(tmp_path: P
     report = export_runs(ExportOptions(runs=(run,), out=tmp_path / "t.jsonl", format="trajectories", val_fraction=0))
     assert report.tasks_exported == 1  # sim-00002 still exports
     assert [(s.task_id, "system_sha256" in s.reason) for s in report.skipped] == [("sim-00001", True)]
+
+
+async def test_a_user_set_password_is_in_neither_system_prompt_txt_nor_any_export(tmp_path: Path) -> None:
+    import hashlib
+
+    secret = "hunter2-Xq9"
+    run = tmp_path / "prompt"
+    async with SimServer(SimConfig(policy=ScriptedModel())) as server:
+        await run_suite(write_suite(tmp_path / "suite", [1, 2]), run, server.url, "prompt",
+                        observation_type="screenshot", options={"password": secret})
+    task = run / "sim" / "sim-00001"
+    recorded = (task / "system_prompt.txt").read_text()
+    assert secret not in recorded and "password is '***'" in recorded
+    info = json.loads((task / "traj.jsonl").read_text().splitlines()[0])["info"]
+    assert hashlib.sha256(recorded.encode()).hexdigest() == info["system_file_sha256"] != info["system_sha256"]
+    for fmt in ("trajectories", "imitation"):
+        out = tmp_path / f"{fmt}.jsonl"
+        report = export_runs(ExportOptions(runs=(run,), out=out, format=fmt, val_fraction=0, min_score=0))
+        assert report.tasks_exported == 2, report.skipped
+        systems = {e["messages"][0]["content"] for e in read_jsonl(out)}
+        assert recorded in systems and all("password is '***'" in x for x in systems)  # masked: what examples show
+    assert _files_holding(tmp_path, secret.encode()) == []  # the run folder and the export files
+    # A file from before masking (no system_file_sha256) in a run that set a password may show it: not used.
+    run_json = json.loads((run / "run.json").read_text())
+    run_json["config"]["agent_options"] = {"password": "***"}
+    (run / "run.json").write_text(json.dumps(run_json))
+    (task / "system_prompt.txt").write_text(recorded.replace("***", secret))
+    lines = [json.loads(x) for x in (task / "traj.jsonl").read_text().splitlines()]
+    for line in lines:
+        del line["info"]["system_file_sha256"]
+    (task / "traj.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "old.jsonl"
+    report = export_runs(ExportOptions(runs=(run,), out=out, format="trajectories", val_fraction=0))
+    assert secret not in out.read_text() and [s.task_id for s in report.skipped] == ["sim-00001"]
+
+
+def _files_holding(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def test_split_is_by_task_sample_is_balanced_and_seeded_and_duplicates_are_dropped(

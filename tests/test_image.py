@@ -87,7 +87,8 @@ def test_tag_ignores_bytecode_modes_and_times(sources):
 def test_context_tar_holds_everything_the_dockerfile_copies(tmp_path):
     wheel = tmp_path / "pyautogui-0.9.54-py3-none-any.whl"
     wheel.write_bytes(b"PK")
-    with tarfile.open(fileobj=io.BytesIO(context.context_tar([wheel]))) as tar:
+    fonts = {"fonts/ubuntu/Ubuntu-R.ttf": b"ttf"}  # fetched from npm by the build (vm/image/fonts.py)
+    with tarfile.open(fileobj=io.BytesIO(context.context_tar([wheel], extra=fonts))) as tar:
         names = set(tar.getnames())
         entry = tar.getmember("entrypoint.sh")
         requirements = tar.extractfile("wheels/requirements.txt").read().decode()

@@ -189,3 +189,23 @@ async def test_root_advance_commits_the_best_child(suite: Path, tmp_path: Path) 
 
 def test_model_roles_are_told_apart() -> None:
     assert role_of({"messages": [{"role": "user", "content": "x EVALUATION: X"}]}) == "value"
+
+
+async def test_forking_snapshots_gives_the_same_search_as_replaying(suite: Path, tmp_path: Path) -> None:
+    runs = {}
+    for mode in ("replay", "fork"):
+        model = ScriptedModel()
+        run_dir = tmp_path / f"run-{mode}"
+        async with SimServer(SimConfig(policy=model)) as server:
+            results = await run_suite(suite, run_dir, server.url, "rmcts",
+                                      options={"iterations": 12, "state_restore": mode})
+        lines = [x for x in search_log(run_dir, TASK) if x["event"] == "iteration"]
+        nodes = {n["id"]: n for n in tree_json(run_dir, TASK)["nodes"]}
+        runs[mode] = {"score": results[TASK]["score"], "lines": lines, "nodes": nodes,
+                      "path": [(x["actions"], x["value"]) for x in lines]}
+    assert runs["fork"]["path"] == runs["replay"]["path"] and runs["fork"]["score"] == runs["replay"]["score"] == 1.0
+    kinds = {mode: [x["state_restore"]["kind"] for x in run["lines"]] for mode, run in runs.items()}
+    assert "fork" in kinds["fork"] and "fork" not in kinds["replay"]
+    # The restore each expansion used is in tree.json, where the report shows a node's fields.
+    assert [n["restore"]["kind"] for n in runs["fork"]["nodes"].values() if n.get("restore")] == kinds["fork"]
+    assert all(x["fork_off"] is None for x in runs["fork"]["lines"])

@@ -49,12 +49,14 @@ def test_sheet_data_compares_libreoffice_cached_formula_results_with_plain_value
     assert compare_table(lo(tmp_path, "lo_wrong"), gold, **rules) == 0.0
 
 
-def test_sheet_data_rounds_to_precision_and_ignores_blank_rows(tmp_path: Path) -> None:
+def test_sheet_data_rounds_to_precision_and_keeps_blank_rows(tmp_path: Path) -> None:
     gold = book(tmp_path / "g.xlsx", [["x", "y"], [1, 0.123456], [2, 3]])
-    close = book(tmp_path / "c.xlsx", [["x", "y"], [1.0, 0.12346], [], [2, 3]])
+    close = book(tmp_path / "c.xlsx", [["x", "y"], [1.0, 0.12346], [2, 3]])
+    gap = book(tmp_path / "b.xlsx", [["x", "y"], [1.0, 0.12346], [], [2, 3]])
     off = book(tmp_path / "o.xlsx", [["x", "y"], [1, 0.1239], [2, 3]])
     rules = [{"type": "sheet_data", "sheet_idx0": "RI0", "sheet_idx1": "EI0"}]
     assert compare_table(close, gold, rules=rules) == 1.0
+    assert compare_table(gap, gold, rules=rules) == 0.0  # pandas keeps a blank row between data
     assert compare_table(off, gold, rules=rules) == 0.0
     assert compare_table(off, gold, rules=[dict(rules[0], precision=2)]) == 1.0
 

@@ -14,7 +14,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from benchmarks.downloads import HostFiles
-from benchmarks.prefetch import fetch_all, partial_path
+from benchmarks.prefetch import fetch_all
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = bytes(range(256)) * 4096  # 1 MiB
@@ -25,16 +25,26 @@ class Server:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str | None]] = []
         self.cut_next = 0  # how many full-body requests to cut mid-way
+        self.change_after_cut = False  # the file changes on the server after the first cut
+        self.data = DATA
+        self.busy = 0  # how many requests to answer 429 first
         self.url = ""
+
+    def etag(self) -> str:
+        return f'"v{hash(self.data) & 0xFFFF}"'
 
     async def big(self, request: web.Request) -> web.StreamResponse:
         rng = request.headers.get("Range")
         self.requests.append((request.path, rng))
-        if rng:
+        if self.busy:
+            self.busy -= 1
+            return web.Response(status=429, headers={"Retry-After": "0"})
+        data, etag = self.data, self.etag()
+        if rng and request.headers.get("If-Range") == etag:
             start = int(rng.removeprefix("bytes=").rstrip("-"))
-            return web.Response(status=206, body=DATA[start:],
-                                headers={"Content-Range": f"bytes {start}-{len(DATA) - 1}/{len(DATA)}"})
-        resp = web.StreamResponse(headers={"Content-Length": str(len(DATA))})
+            return web.Response(status=206, body=data[start:], headers={
+                "ETag": etag, "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+        resp = web.StreamResponse(headers={"Content-Length": str(len(data)), "ETag": etag})
         await resp.prepare(request)
         if self.cut_next:
             self.cut_next -= 1
@@ -42,14 +52,20 @@ class Server:
             await anyio.sleep(0.05)  # let the bytes leave before the cut
             assert request.transport is not None
             request.transport.close()  # the connection drops mid-body
+            if self.change_after_cut:
+                self.data = DATA[::-1]
             return resp
-        await resp.write(DATA)
+        await resp.write(data)
         await resp.write_eof()
         return resp
 
     async def missing(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, None))
         return web.Response(status=404, text="nope")
+
+    async def nothing(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, None))
+        return web.Response(status=204 if request.path.endswith("204") else 200, body=b"")
 
 
 @pytest_asyncio.fixture
@@ -58,6 +74,7 @@ async def server() -> AsyncIterator[Server]:
     app = web.Application()
     app.router.add_get("/files/big.bin", srv.big)
     app.router.add_get("/files/missing.xlsx", srv.missing)
+    app.router.add_get("/files/empty-{kind}", srv.nothing)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -70,8 +87,16 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
+def _files(tmp_path: Path) -> HostFiles:
+    return HostFiles(tmp_path / "cache", allow_private=True)  # the test server is on 127.0.0.1
+
+
+def _partials(files: HostFiles) -> list[Path]:
+    return list(files.cache_dir.rglob("*.partial"))
+
+
 async def test_a_cut_connection_resumes_with_a_range_request(server: Server, tmp_path: Path) -> None:
-    files = HostFiles(tmp_path / "cache")
+    files = _files(tmp_path)
     url = f"{server.url}/files/big.bin"
     server.cut_next = 1
     [result] = await fetch_all([url], files, attempts=3, backoff=0.01)
@@ -79,20 +104,80 @@ async def test_a_cut_connection_resumes_with_a_range_request(server: Server, tmp
     assert files.cache_path(url).read_bytes() == DATA
     assert 0 < result.resumed_from <= CUT and result.attempts == 2
     assert server.requests == [("/files/big.bin", None), ("/files/big.bin", f"bytes={result.resumed_from}-")]
-    assert not partial_path(files.cache_path(url)).exists()
+    assert not _partials(files)
 
 
-async def test_a_partial_file_left_by_an_earlier_fetch_is_continued(server: Server, tmp_path: Path) -> None:
-    files = HostFiles(tmp_path / "cache")
+async def test_a_file_changed_between_attempts_is_fetched_whole_not_spliced(server: Server, tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    url = f"{server.url}/files/big.bin"
+    server.cut_next, server.change_after_cut = 1, True
+    [result] = await fetch_all([url], files, attempts=3, backoff=0.01)
+    assert result.status == "fetched" and result.resumed_from == 0 and result.attempts == 2
+    assert files.cache_path(url).read_bytes() == DATA[::-1]  # If-Range did not match: the new file, whole
+
+
+async def test_a_failed_fetch_leaves_no_partial_file(server: Server, tmp_path: Path) -> None:
+    files = _files(tmp_path)
     url = f"{server.url}/files/big.bin"
     server.cut_next = 1
     [first] = await fetch_all([url], files, attempts=1, backoff=0.01)
     assert first.status == "failed" and "after 1 attempts" in first.error
-    kept = partial_path(files.cache_path(url)).stat().st_size
-    assert 0 < kept <= CUT and not files.cache_path(url).exists()
-    [second] = await fetch_all([url], files, attempts=1)
-    assert second.status == "fetched" and second.resumed_from == kept
-    assert files.cache_path(url).read_bytes() == DATA
+    assert not _partials(files) and not files.cache_path(url).exists()
+
+
+async def test_429_is_retried_and_204_or_an_empty_body_is_an_error(server: Server, tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    server.busy = 2
+    [ok, no_content, empty] = await fetch_all(
+        [f"{server.url}/files/big.bin", f"{server.url}/files/empty-204", f"{server.url}/files/empty-200"],
+        files, attempts=4, backoff=0.01, concurrency=1)
+    assert ok.status == "fetched" and ok.attempts == 3
+    assert no_content.status == "failed" and "HTTP 204" in no_content.error
+    assert empty.status == "failed" and "empty body" in empty.error
+    assert not no_content.path.exists() and not empty.path.exists() and not _partials(files)
+
+
+async def test_concurrent_fetches_of_one_url_write_separate_partials_and_one_whole_file(
+        server: Server, tmp_path: Path) -> None:
+    first, second = _files(tmp_path), _files(tmp_path)  # two processes' worth: no shared lock
+    url = f"{server.url}/files/big.bin"
+    results: list = []
+
+    async def one(files: HostFiles) -> None:
+        results.extend(await fetch_all([url], files, attempts=2, backoff=0.01))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, first)
+        tg.start_soon(one, second)
+    assert all(r.status in ("fetched", "skipped") for r in results)
+    assert first.cache_path(url).read_bytes() == DATA and not _partials(first)
+
+
+async def test_private_hosts_are_refused_unless_allowed(server: Server, tmp_path: Path) -> None:
+    files = HostFiles(tmp_path / "cache")
+    urls = [f"{server.url}/files/big.bin", "http://169.254.169.254/latest/meta-data/",
+            f"http://localhost:{server.url.rsplit(':', 1)[1]}/files/big.bin", "http://10.1.2.3/x", "http://[::1]/x"]
+    results = await fetch_all(urls, files, attempts=2, backoff=0.01)
+    assert [r.status for r in results] == ["failed"] * 5
+    assert all("--allow-private-urls" in r.error for r in results), [r.error for r in results]
+    assert "link-local" in results[1].error and "loopback" in results[2].error and "private" in results[3].error
+    assert server.requests == []  # refused before connecting
+
+
+async def test_a_name_that_resolves_to_a_private_address_at_connect_time_is_refused(server: Server) -> None:
+    import aiohttp
+    import pytest
+
+    from benchmarks.http_fetch import FetchError, PublicResolver, _attempt, _Partial
+
+    with pytest.raises(OSError, match=r"localhost .*loopback"):
+        await PublicResolver().resolve("localhost", 80)
+    # As if the name had passed check_url and been re-pointed since (DNS rebinding): the connector refuses.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=PublicResolver())) as http:
+        with pytest.raises(FetchError, match="loopback") as e:
+            await _attempt(http, f"http://localhost:{server.url.rsplit(':', 1)[1]}/files/big.bin",
+                           _Partial(Path("/nonexistent")), 1 << 20, allow_private=True)
+    assert not e.value.retry and server.requests == []
 
 
 def _suite(root: Path, base: str) -> Path:
@@ -117,7 +202,10 @@ async def test_cli_reports_a_404_with_its_url_skips_cached_files_and_exits_1(ser
     suite = _suite(tmp_path / "suite", server.url)
     cache = tmp_path / "xdg"
     with anyio.fail_after(120):
-        first = await _cli("fetch", str(suite), "--backoff", "0.01", cache=cache)
+        refused = await _cli("fetch", str(suite), "--backoff", "0.01", cache=cache)
+    assert refused.returncode == 1 and "--allow-private-urls" in refused.stdout.decode() and not server.requests
+    with anyio.fail_after(120):
+        first = await _cli("fetch", str(suite), "--backoff", "0.01", "--allow-private-urls", cache=cache)
     out = first.stdout.decode()
     assert first.returncode == 1, first.stderr.decode()
     assert "fetched 1" in out and "failed 1" in out
@@ -129,7 +217,7 @@ async def test_cli_reports_a_404_with_its_url_skips_cached_files_and_exits_1(ser
 
     big_requests = sum(p == "/files/big.bin" for p, _ in server.requests)
     with anyio.fail_after(120):
-        second = await _cli("fetch", str(suite), "--backoff", "0.01", cache=cache)
+        second = await _cli("fetch", str(suite), "--backoff", "0.01", "--allow-private-urls", cache=cache)
     assert "skipped 1 (already cached)" in second.stdout.decode()
     assert sum(p == "/files/big.bin" for p, _ in server.requests) == big_requests
 
@@ -151,7 +239,7 @@ async def test_an_offline_cache_serves_cached_files_and_never_downloads(server: 
 
     from harness.base.errors import TaskError
 
-    online = HostFiles(tmp_path / "cache")
+    online = _files(tmp_path)
     cached = await online.fetch(f"{server.url}/files/big.bin")
     offline = HostFiles(tmp_path / "cache", offline=True)
     assert await offline.fetch(f"{server.url}/files/big.bin") == cached  # in the cache: served

@@ -26,7 +26,8 @@ SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "osworld-sample
 def make_ctx(tmp_path: Path, *, assets: Path | None = None, **run_kwargs) -> TaskContext:
     task = Task.model_validate({"id": "t", "instruction": "i", "evaluator": {"func": "infeasible"}})
     task.bind(domain="os", assets_dir=assets)
-    run = RunContext(work_root=tmp_path / "work", downloads=HostFiles(tmp_path / "cache"), **run_kwargs)
+    files = HostFiles(tmp_path / "cache", allow_private=True, backoff=0.01)  # the test server is on 127.0.0.1
+    run = RunContext(work_root=tmp_path / "work", downloads=files, **run_kwargs)
     return run.for_setup(task, object())
 
 
@@ -146,6 +147,10 @@ class _Server:
             return web.Response(status=404)
         if request.path.endswith("/flaky.txt"):
             return web.Response(status=503)
+        if request.path.endswith("/busy.txt") and self.hits < 3:
+            return web.Response(status=429)
+        if request.path.endswith("/metadata"):
+            raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
         return web.Response(body=b"remote bytes")
 
 
@@ -188,6 +193,32 @@ async def test_http_404_is_a_task_error_and_5xx_an_infrastructure_error(tmp_path
         await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/flaky.txt?k=secret", "path": "x"}]}}],
                         FakeGuest(), ctx)
     assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+async def test_a_rate_limited_download_is_retried_not_called_gone(tmp_path: Path, http_server) -> None:
+    srv, base = http_server
+    guest = FakeGuest()
+    await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/busy.txt", "path": "/tmp/b"}]}}],
+                    guest, make_ctx(tmp_path))
+    assert guest.files["/tmp/b"] == b"remote bytes" and srv.hits == 3  # two 429s, then the file
+
+
+async def test_downloads_refuse_private_hosts_by_default_and_on_redirect(tmp_path: Path, http_server, monkeypatch) -> None:
+    srv, base = http_server
+    strict = RunContext(work_root=tmp_path / "w", downloads=HostFiles(tmp_path / "c")).for_setup(None, object())
+    with pytest.raises(TaskError, match=r"127\.0\.0\.1 is a loopback address.*--allow-private-urls"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/a.txt", "path": "x"}]}}],
+                        FakeGuest(), strict)
+    assert srv.hits == 0
+    # A redirect is checked like the first URL: here 127.0.0.1 counts as public, the metadata address does not.
+    import benchmarks.http_fetch as http_fetch
+
+    real = http_fetch.address_kind
+    monkeypatch.setattr(http_fetch, "address_kind", lambda a: None if a == "127.0.0.1" else real(a))
+    with pytest.raises(TaskError, match=r"169\.254\.169\.254 is a link-local address"):
+        await run_setup([{"type": "download", "parameters": {"files": [{"url": f"{base}/metadata", "path": "x"}]}}],
+                        FakeGuest(), strict)
+    assert srv.hits == 1
 
 
 async def test_run_task_setup_gives_each_setup_its_own_folder(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from aiohttp import web
 from harness.base.errors import SandboxError
 from vm.client import GuestClient
 from vm.guest import server
+from vm.types import TooLarge
 
 TOKEN = "tunnel-test-token"
 VLC_AUTH = "Basic OnBhc3N3b3Jk"  # user "" password "password", as OSWorld's VLC getter sends
@@ -199,6 +200,23 @@ async def test_service_closing_the_websocket_closes_the_client_end(rig):
             msg = await ws.receive()
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 4001
+
+
+async def test_responses_and_websocket_messages_over_the_clients_cap_are_refused(rig):
+    _, svc, sock = rig
+    small = GuestClient(socket_path=str(sock), token=TOKEN, name="box-s", max_message_bytes=1 << 20)
+    try:
+        status, _ = await small.tunnel_request(svc.port, "POST", "/echo/x", body=b"y" * (900 << 10))
+        assert status == 200  # under the cap: answered as usual
+        with pytest.raises(TooLarge, match=r"box-s: POST /tunnel/\d+/echo/x: the sandbox sent \d+ bytes; the limit is 1048576"):
+            await small.tunnel_request(svc.port, "POST", "/echo/x", body=b"y" * (2 << 20))
+        with anyio.fail_after(30):
+            async with small.tunnel_websocket(svc.port, "/ws", timeout=5) as ws:
+                await ws.send_bytes(b"z" * (2 << 20))  # echoed back reversed: 2 MiB, over the cap
+                msg = await ws.receive()
+                assert msg.type == aiohttp.WSMsgType.ERROR and "exceeds limit" in str(msg.data)
+    finally:
+        await small.aclose()
 
 
 async def test_websocket_to_a_closed_port_is_a_sandbox_error_naming_the_port(rig):

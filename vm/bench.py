@@ -35,6 +35,8 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=4, help="sandboxes started at once (default 4)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     p.add_argument("--debootstrap", action="store_true", help="build the image on a debootstrap base if missing")
+    p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
+                   help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
     p.add_argument("--samples", type=int, default=5, help="measured calls per sandbox and kind (default 5)")
     p.add_argument(
         "--max-starting",
@@ -65,7 +67,8 @@ def _main(args: argparse.Namespace) -> int:
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
         return 0
-    result = run(_until_signal, bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap)
+    result = run(_until_signal, bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap,
+                 args.desktop)
     if result is None:
         print("interrupted: every bench container was removed", file=sys.stderr)
         return 130
@@ -113,7 +116,8 @@ def _p(values: list[float], digits: int) -> dict[str, float | None]:
     return {k: None if v is None else round(v, digits) for k, v in r.items()}
 
 
-async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, debootstrap: bool = False) -> dict[str, Any]:
+async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, debootstrap: bool = False,
+                        desktop: str = "osworld") -> dict[str, Any]:
     from vm.docker import DockerProvider, DockerSandbox, DockerSettings, gc_containers
     from vm.image.build import ensure_image
 
@@ -130,8 +134,9 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
         log.warning("%s failed: %s", what, e)
 
     try:
-        async with DockerProvider(DockerSettings(image=tag), run_id=run_id) as provider:
-            print(f"starting {sessions} sandboxes of {tag} ({max_starting} starts in flight) ...", flush=True)
+        async with DockerProvider(DockerSettings(image=tag, desktop=desktop), run_id=run_id) as provider:
+            print(f"starting {sessions} sandboxes of {tag}, {desktop} desktop ({max_starting} starts in flight) ...",
+                  flush=True)
 
             async def start_one(i: int) -> None:
                 async with limiter:
@@ -245,6 +250,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
 
     summary = {
         "sessions": sessions,
+        "desktop": desktop,
         "start_s": _p(m["start"], 3),
         "reset_s": _p(m["reset"], 3),
         "screenshot_ms": _p(m["screenshot"], 1),

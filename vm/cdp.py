@@ -61,7 +61,8 @@ class Connection:
                     self._dispatch(orjson.loads(msg.data))
                 elif msg.type != aiohttp.WSMsgType.BINARY:
                     code = self._ws.close_code
-                    reason = f"the connection closed ({msg.type.name.lower()}{f', code {code}' if code else ''})"
+                    why = f": {msg.data}" if msg.type == aiohttp.WSMsgType.ERROR else ""  # e.g. a message over the cap
+                    reason = f"the connection closed ({msg.type.name.lower()}{f', code {code}' if code else ''}{why})"
                     return
         except anyio.get_cancelled_exc_class():
             reason = "the DevTools client was closed"

@@ -10,10 +10,13 @@ appears in a message.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +25,7 @@ import orjson
 from yarl import URL
 
 from harness.base.errors import SandboxError
-from vm.types import ExecResult, WindowNotFound
+from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES, ExecResult, TooLarge, WindowNotFound
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class GuestClient:
         request_timeout: float = 30.0,
         timeout_margin: float = 10.0,
         health_path: str = "/health",
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if (socket_path is None) == (base_url is None):
             raise ValueError("GuestClient needs exactly one of socket_path or base_url")
@@ -58,9 +63,12 @@ class GuestClient:
         self.request_timeout = request_timeout
         self.timeout_margin = timeout_margin
         self.health_path = health_path
+        self.max_file_bytes = max_file_bytes  # download()/download_to(): more is a TooLarge task error
+        self.max_message_bytes = max_message_bytes  # any other response, tunnel bodies, WebSocket messages
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._pinned_fd: int | None = None  # see _pin_socket
 
     def __repr__(self) -> str:  # never show the token
         where = self.socket_path or self.base_url
@@ -74,7 +82,8 @@ class GuestClient:
         if self._session is None:
             connector: aiohttp.BaseConnector
             if self.socket_path is not None:
-                connector = aiohttp.UnixConnector(path=self.socket_path)
+                path = self.socket_path if self._pinned_fd is None else f"/proc/self/fd/{self._pinned_fd}"
+                connector = aiohttp.UnixConnector(path=path)
             else:
                 connector = aiohttp.TCPConnector()
             # Per-request deadlines are passed on every call; the session has none of its own.
@@ -83,12 +92,39 @@ class GuestClient:
             )
         return self._session
 
+    async def disconnect(self) -> None:
+        """Close every connection to the guest but stay usable: the next request dials again.
+
+        Before a checkpoint (vm/docker_fork.py): CRIU cannot dump a socket whose peer is outside."""
+        session, self._session = self._session, None
+        if session is not None:
+            with anyio.CancelScope(shield=True):
+                await session.close()
+
     async def aclose(self) -> None:
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
             with anyio.CancelScope(shield=True):
                 await session.close()
+        fd, self._pinned_fd = self._pinned_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def _pin_socket(self) -> None:
+        """From now on connect to the socket file the ready guest made, not to whatever bears its
+        name later: code in the sandbox that became root (OSWorld's `user` has sudo) could
+        otherwise put a server of its own at that path. The file is held by an O_PATH descriptor
+        and reached through /proc/self/fd (Linux)."""
+        if self.socket_path is None or self._pinned_fd is not None or sys.platform != "linux":
+            return
+        try:
+            self._pinned_fd = os.open(self.socket_path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise SandboxError(f"{self.name}: cannot hold the guest socket {self.socket_path}: {e.strerror}") from e
+        session, self._session = self._session, None  # its pooled connections go to the same guest
+        if session is not None:
+            await session.close()
 
     async def _request(
         self,
@@ -99,8 +135,10 @@ class GuestClient:
         json: Any = None,
         data: Any = None,
         expect: tuple[int, ...] = (200,),
+        max_bytes: int | None = None,
     ) -> tuple[int, bytes]:
-        """Send one request; return (status, body) when status is in `expect`, else SandboxError."""
+        """Send one request; return (status, body) when status is in `expect`, else SandboxError.
+        A body over `max_bytes` (default `max_message_bytes`) is TooLarge, read no further."""
         session = self._get_session()
         total = self.request_timeout if timeout is None else timeout
         body = orjson.dumps(json) if json is not None else data
@@ -114,7 +152,7 @@ class GuestClient:
                 timeout=aiohttp.ClientTimeout(total=total),
             ) as resp:
                 status = resp.status
-                payload = await resp.read()
+                payload = await self._read_capped(resp, max_bytes or self.max_message_bytes, f"{method} {path}")
         except TimeoutError as e:
             raise SandboxError(f"{self.name}: {method} {path} got no answer within {total:.1f}s") from e
         except aiohttp.ClientError as e:
@@ -124,6 +162,25 @@ class GuestClient:
         if status == 401:
             raise SandboxError(f"{self.name}: {method} {path} -> HTTP 401: the guest rejected the sandbox token")
         raise SandboxError(f"{self.name}: {method} {path} -> HTTP {status}: {_error_text(payload)}")
+
+    def _too_large(self, where: str, size: int | None, cap: int) -> TooLarge:
+        got = f"{size} bytes" if size is not None else f"more than {cap} bytes"
+        return TooLarge(f"{self.name}: {where}: the sandbox sent {got}; the limit is {cap} bytes")
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
+        """The body, refused by its Content-Length when it says too much, else cut at `cap`."""
+        if resp.method == "HEAD":  # a length without a body
+            return b""
+        if resp.content_length is not None and resp.content_length > cap:
+            raise self._too_large(where, resp.content_length, cap)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large(where, None, cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         _, payload = await self._request(method, path, **kwargs)
@@ -162,6 +219,7 @@ class GuestClient:
             now = anyio.current_time()
             try:
                 await self._request("GET", self.health_path, timeout=max(0.1, min(2.0, deadline - now)))
+                await self._pin_socket()
                 return anyio.current_time() - start
             except SandboxError as e:
                 last = str(e)
@@ -314,12 +372,58 @@ class GuestClient:
         # Budget at least 1 MB/s on top of the base deadline: large assets must not time out.
         await self._request("POST", "/setup/upload", data=form, timeout=self.request_timeout + len(data) / 1e6)
 
+    async def upload_from(self, path: str, local: Path) -> None:
+        """Stream the host file `local` to `path` in the guest (held in memory one chunk at a time)."""
+        size = (await anyio.Path(local).stat()).st_size
+        with open(local, "rb") as f:  # noqa: ASYNC230 - opening is instant; aiohttp reads it in chunks
+            form = aiohttp.FormData()
+            form.add_field("file_path", path)
+            form.add_field("file_data", f, filename=posixpath.basename(path) or "file",
+                           content_type="application/octet-stream")
+            await self._request("POST", "/setup/upload", data=form, timeout=self.request_timeout + size / 1e6)
+
     async def download(self, path: str) -> bytes | None:
-        """File bytes, or None when the guest answers 404 (no such file)."""
+        """File bytes, or None when the guest answers 404 (no such file); TooLarge past `max_file_bytes`
+        (prefer `download_to` for files that may be large: it holds none of them in memory)."""
         status, payload = await self._request(
-            "POST", "/file", data={"file_path": path}, timeout=max(self.request_timeout, 120.0), expect=(200, 404)
+            "POST", "/file", data={"file_path": path}, timeout=max(self.request_timeout, 120.0), expect=(200, 404),
+            max_bytes=self.max_file_bytes,
         )
         return None if status == 404 else payload
+
+    async def download_to(self, path: str, dest: Path) -> bool:
+        """Stream the guest file `path` into `dest` (False when it does not exist). Past
+        `max_file_bytes` it is TooLarge and `dest` is removed; memory use stays one chunk."""
+        where = "POST /file"
+        total = max(self.request_timeout, 120.0) + self.max_file_bytes / 20e6  # at least 20 MB/s for big files
+        try:
+            async with self._get_session().post(self.base_url + "/file", data={"file_path": path},
+                                                timeout=aiohttp.ClientTimeout(total=total)) as resp:
+                if resp.status == 404:
+                    return False
+                if resp.status != 200:
+                    raise SandboxError(f"{self.name}: {where} -> HTTP {resp.status}: "
+                                       f"{_error_text(await self._read_capped(resp, 1 << 16, where))}")
+                cap = self.max_file_bytes
+                if resp.content_length is not None and resp.content_length > cap:
+                    raise self._too_large(f"{where} {path}", resp.content_length, cap)
+                size = 0
+                try:
+                    async with await anyio.open_file(dest, "wb") as f:
+                        async for chunk in resp.content.iter_chunked(1 << 20):
+                            size += len(chunk)
+                            if size > cap:
+                                raise self._too_large(f"{where} {path}", None, cap)
+                            await f.write(chunk)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.Path(dest).unlink(missing_ok=True)
+                    raise
+                return True
+        except TimeoutError as e:
+            raise SandboxError(f"{self.name}: {where} got no answer within {total:.1f}s") from e
+        except aiohttp.ClientError as e:
+            raise SandboxError(f"{self.name}: {where} failed: {type(e).__name__}: {_one_line(str(e))}") from e
 
     # --- tunnel to services on the sandbox's loopback (vm/guest/tunnel.py) -----------------------
 
@@ -357,7 +461,7 @@ class GuestClient:
                 headers=send,
                 timeout=aiohttp.ClientTimeout(total=total),
             ) as resp:
-                status, payload = resp.status, await resp.read()
+                status, payload = resp.status, await self._read_capped(resp, self.max_message_bytes, where)
                 made_by = resp.headers.get("X-Tunnel", "")
         except TimeoutError as e:
             raise SandboxError(f"{self.name}: {where} got no answer within {total:.1f}s") from e
@@ -387,7 +491,7 @@ class GuestClient:
                 ws = await session.ws_connect(
                     URL(self.base_url + tunnel_path, encoded=True),
                     headers={"X-Tunnel-Timeout": f"{timeout:g}"},
-                    max_msg_size=TUNNEL_MAX_MESSAGE,
+                    max_msg_size=min(TUNNEL_MAX_MESSAGE, self.max_message_bytes),
                     autoping=True,
                 )
         except TimeoutError as e:

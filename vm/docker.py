@@ -19,9 +19,10 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiodocker
 import anyio
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.base.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
+from vm.docker_fork import DockerForks, criu_reason
 from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_DIR,
     LABEL_MANAGED,
@@ -38,9 +40,18 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_RUN,
     gc_containers,
     owner_label,
+    remove_networks,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
-from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
+from vm.types import (
+    MAX_FILE_BYTES,
+    MAX_MESSAGE_BYTES,
+    ExecResult,
+    GuestBacked,
+    Observation,
+    SandboxInfo,
+    Snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,7 @@ class SandboxSpec:
     token: str | None
     host_dir: Path
     labels: dict[str, str]
+    network: str | None = None  # the provider's own network, when the profile asks for a bridge
 
 
 class ContainerProfile(Protocol):
@@ -94,16 +106,25 @@ class DockerSettings(BaseModel):
     screen_width: int = Field(1920, ge=320, le=7680)
     screen_height: int = Field(1080, ge=200, le=4320)
     screen_depth: int = Field(24, description="Xvfb depth: 16, 24 or 32")
+    desktop: Literal["osworld", "light"] = Field("osworld", description="osworld: GNOME Shell as on OSWorld's VM; "
+                                                 "light: openbox (smaller, faster to start)")
     memory_mb: int = Field(2048, ge=256, description="hard memory limit per sandbox (no swap)")
     cpus: float = Field(1.0, gt=0, description="CPU quota per sandbox, in cores")
     pids_limit: int = Field(512, ge=64)
     shm_mb: int = Field(512, ge=64, description="/dev/shm size; LibreOffice needs more than Docker's 64 MB")
-    network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network")
-    start_timeout_s: float = Field(60.0, gt=0, description="create + start + guest ready, per sandbox")
+    network: str = Field("none", description="Docker network mode; 'none' unless a task needs the network; "
+                         "'bridge' means a network of this provider's own with inter-container traffic off")
+    start_timeout_s: float = Field(120.0, gt=0, description="create + start + guest ready, per sandbox (GNOME Shell "
+                                   "took up to 45 s to draw its dock on a 2-core host at load 40)")
     stop_timeout_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0, description="default deadline of one guest request")
     runtime_dir: Path | None = Field(None, description="parent of the per-sandbox socket folders")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the guest")
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1, description="largest file taken from a sandbox (streamed "
+                                "to disk); more is a task error")
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1, description="largest response or WebSocket message "
+                                   "held in memory from a sandbox; more is a task error")
+    snapshot_dir: Path | None = Field(None, description="parent of the checkpoint folders of snapshots (forks)")
 
     def resolve_image(self) -> str:
         if self.image:
@@ -120,6 +141,7 @@ class DockerSettings(BaseModel):
             "SCREEN_WIDTH": str(self.screen_width),
             "SCREEN_HEIGHT": str(self.screen_height),
             "SCREEN_DEPTH": str(self.screen_depth),
+            "DESKTOP": self.desktop,
             "GUEST_LISTEN": f"unix:{GUEST_MOUNT}/{SOCKET_NAME}",
             **self.env,
             "GUEST_TOKEN": spec.token or "",
@@ -132,7 +154,7 @@ class DockerSettings(BaseModel):
             "Hostname": "desktop",  # same in every sandbox: identical screens replay from the LLM cache
             "HostConfig": {
                 "Binds": [f"{spec.host_dir}:{GUEST_MOUNT}"],
-                "NetworkMode": self.network,
+                "NetworkMode": spec.network or self.network,
                 "Memory": mem,
                 "MemorySwap": mem,  # equal to Memory: no swap, so a runaway app is killed, not the host slowed
                 "NanoCpus": int(self.cpus * 1e9),
@@ -151,6 +173,11 @@ class DockerSettings(BaseModel):
             token=spec.token,
             name=spec.name,
             request_timeout=self.request_timeout_s,
+            max_file_bytes=self.max_file_bytes,
+            max_message_bytes=self.max_message_bytes,
+            # GNOME Shell draws its bar and dock seconds after X is up: a task must not start on
+            # a black screen, so an osworld sandbox is ready only once they are (docs/design/image.md).
+            health_path="/health?desktop=1" if self.desktop == "osworld" else "/health",
         )
 
 
@@ -248,6 +275,10 @@ class DockerProvider:
         self._image: str | None = None
         self._live: dict[str, DockerSandbox] = {}
         self._closed = False
+        self._network: str | None = None
+        self._network_lock = anyio.Lock()
+        self.forks = DockerForks(self, getattr(self.profile, "snapshot_dir", None))
+        self.orphan_images: set[str] = set()  # dropped snapshots' images a fork still used
 
     async def __aenter__(self) -> DockerProvider:
         return self
@@ -276,14 +307,24 @@ class DockerProvider:
     # --- start / stop -----------------------------------------------------------------------------
 
     async def start(self) -> DockerSandbox:
+        return await self.launch(image=self.image,
+                                 token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
+
+    async def launch(self, *, image: str, token: str | None,
+                     prepare: Callable[[str], Awaitable[dict[str, str]]] | None = None,
+                     extra: dict[str, Any] | None = None) -> DockerSandbox:
+        """Create and start one container of `image` and wait for its guest. `prepare(container id)`
+        runs between create and start and returns parameters of the engine's start call (a
+        checkpoint to restore, for forks)."""
         if self._closed:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
         sid = secrets.token_hex(6)
         name = f"cua-{sid}"
+        network = await self._isolated_network() if getattr(self.profile, "network", None) == "bridge" else None
         spec = SandboxSpec(
             sid=sid,
             name=name,
-            token=secrets.token_urlsafe(32) if self.profile.uses_token() else None,
+            token=token,
             host_dir=self.runtime_dir / sid,
             labels={
                 LABEL_MANAGED: "1",
@@ -293,6 +334,7 @@ class DockerProvider:
                 LABEL_OWNER: owner_label(),
                 "cua-harness.kind": self.profile.kind,
             },
+            network=network,
         )
         if len(str(spec.host_dir / SOCKET_NAME)) > MAX_SOCKET_PATH:
             raise ConfigError(f"runtime_dir {self.runtime_dir} is too long for a unix socket path; use a shorter one")
@@ -303,17 +345,24 @@ class DockerProvider:
             await anyio.to_thread.run_sync(_make_sandbox_dir, spec.host_dir)
             # The guest's own deadline fires first, with its last error; this one catches a hung engine.
             with anyio.fail_after(timeout + 5.0):
-                config = self.profile.container_config(spec, self.image)
+                config = self.profile.container_config(spec, image)
                 # Shielded: a create cancelled mid-request may still complete in the engine, after
                 # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
                 with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
                     container = await self.docker.containers.create(config, name=name)
-                await container.start()
+                if prepare is not None:
+                    params = await prepare(container.id)
+                    try:
+                        await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
+                    except aiodocker.DockerError as e:  # CRIU's log goes with the container: read it now
+                        raise SandboxError(f"{name}: restore failed: {criu_reason(e.message)}") from e
+                else:
+                    await container.start()
                 inspect = await container.show()
                 guest = self.profile.guest_client(spec, inspect)
                 remaining = max(0.5, timeout - (anyio.current_time() - t0))
                 await guest.wait_ready(remaining, check=lambda: self._check_running(container, name))
-            box = DockerSandbox(self, spec, container.id, guest, self.profile.sandbox_extra(inspect))
+            box = DockerSandbox(self, spec, container.id, guest, {**self.profile.sandbox_extra(inspect), **(extra or {})})
             box.start_s = anyio.current_time() - t0
             self._live[sid] = box
             log.debug("%s ready in %.2fs", name, box.start_s)
@@ -324,12 +373,35 @@ class DockerProvider:
             if isinstance(e, aiodocker.DockerError):
                 if e.status == 404 and "image" in str(e.message).lower():
                     raise SandboxError(
-                        f"{name}: image {self.image} not found; build it with `python -m harness vm build`"
+                        f"{name}: image {image} not found; build it with `python -m harness vm build`"
                     ) from e
                 raise SandboxError(f"{name}: docker refused to start the container: {e.message}") from e
             if isinstance(e, TimeoutError):
                 raise SandboxError(f"{name}: not ready within {timeout:.0f}s (docker engine slow or stuck)") from e
             raise
+
+    async def _isolated_network(self) -> str:
+        """This provider's bridge network with inter-container traffic off (created on first use):
+        its sandboxes reach the internet but not each other's ports, nor other runs' sandboxes.
+        Enforced by the engine's iptables rules; an engine started with --iptables=false does not."""
+        async with self._network_lock:
+            if self._network is None:
+                name = f"cua-net-{self.provider_id}"
+                config = {
+                    "Name": name,
+                    "Driver": "bridge",
+                    "CheckDuplicate": True,
+                    "Options": {"com.docker.network.bridge.enable_icc": "false"},
+                    "Labels": {LABEL_MANAGED: "1", LABEL_RUN: self.run_id, LABEL_PROVIDER: self.provider_id,
+                               LABEL_OWNER: owner_label()},
+                }
+                try:
+                    with anyio.fail_after(30.0):
+                        await self.docker.networks.create(config)
+                except aiodocker.DockerError as e:
+                    raise SandboxError(f"docker could not create the sandboxes' network {name}: {e.message}") from e
+                self._network = name
+            return self._network
 
     async def stop(self, sandbox: Any) -> None:
         """Remove the sandbox's container (forced) and its socket folder. Safe to call twice."""
@@ -368,6 +440,22 @@ class DockerProvider:
             f"{name}: container {state.get('Status', 'stopped')} (exit code {state.get('ExitCode')}) "
             f"before the guest was ready; last log lines: {tail}"
         )
+
+    # --- snapshots and forks (vm/docker_fork.py) ----------------------------------------------------
+
+    async def fork_unavailable(self) -> str | None:
+        return await self.forks.unavailable()
+
+    async def snapshot(self, sandbox: Any) -> Snapshot:
+        if not isinstance(sandbox, DockerSandbox):
+            raise TypeError(f"DockerProvider.snapshot needs a DockerSandbox, got {type(sandbox).__name__}")
+        return await self.forks.snapshot(sandbox)
+
+    async def fork(self, snapshot: Snapshot) -> DockerSandbox:
+        return await self.forks.fork(snapshot)
+
+    async def drop(self, snapshot: Snapshot) -> None:
+        await self.forks.drop(snapshot)
 
     # --- health and resources ---------------------------------------------------------------------
 
@@ -415,8 +503,15 @@ class DockerProvider:
                 for box in list(self._live.values()):
                     tg.start_soon(self.stop, box)
             if self._docker is not None:
+                await self.forks.aclose()
+                for image in self.orphan_images:  # their forks are gone now
+                    try:
+                        await self._docker.images.delete(image, force=False)
+                    except aiodocker.DockerError as e:
+                        log.info("snapshot image %s kept: %s", image, e.message)
                 try:
                     await _remove_labeled(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
+                    await remove_networks(self._docker, [f"{LABEL_PROVIDER}={self.provider_id}"])
                 except (aiodocker.DockerError, OSError, TimeoutError) as e:
                     log.warning("could not sweep this provider's containers (`python -m harness vm gc` will): %s", e)
                 finally:
@@ -425,8 +520,9 @@ class DockerProvider:
 
 
 def _make_sandbox_dir(path: Path) -> None:
-    # The parent is private to this user; the sandbox folder is world-writable so the guest
-    # (uid 1000 in the container) can create its socket there.
+    # The parent is private to this user. The guest runs as root in the container and creates its
+    # socket here; the agent's user (uid 1000 there) must not be able to add or replace entries,
+    # so the folder is not writable by others (the entrypoint takes it when we are uid 1000 too).
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.mkdir(mode=0o777)
-    path.chmod(0o777)
+    path.mkdir(mode=0o755)
+    path.chmod(0o755)

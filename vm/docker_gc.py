@@ -81,21 +81,44 @@ async def remove_labeled(docker: aiodocker.Docker, labels: list[str], *, stale_o
     return removed
 
 
+async def remove_networks(docker: aiodocker.Docker, labels: list[str], *, stale_only: bool = False) -> None:
+    """Remove the sandboxes' networks (`--sandbox-network bridge`) with these labels; best effort:
+    a network that still has containers stays (the engine refuses) and is logged."""
+    with anyio.fail_after(30.0):
+        found = await docker.networks.list(filters={"label": [f"{LABEL_MANAGED}=1", *labels]})
+    for net in found:
+        if stale_only and owner_alive((net.get("Labels") or {}).get(LABEL_OWNER)):
+            continue
+        try:
+            with anyio.fail_after(30.0):
+                await (await docker.networks.get(net["Id"])).delete()
+        except aiodocker.DockerError as e:
+            if e.status != 404:
+                log.warning("gc: could not remove network %s: %s", net.get("Name"), e.message)
+
+
+async def _gc(docker: aiodocker.Docker, labels: list[str], stale_only: bool) -> int:
+    removed = await remove_labeled(docker, labels, stale_only=stale_only)
+    await remove_networks(docker, labels, stale_only=stale_only)
+    return removed
+
+
 async def gc_containers(run_id: str | None = None, *, docker: aiodocker.Docker | None = None,
                         stale_only: bool = False) -> int:
-    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given); return the count.
+    """Remove containers labeled `cua-harness.managed=1` (only those of `run_id` if given), then
+    their networks; return the number of containers.
 
     `stale_only`: keep containers whose owning harness process is still alive on this host.
     """
     labels = [f"{LABEL_RUN}={run_id}"] if run_id else []
     if docker is not None:
-        return await remove_labeled(docker, labels, stale_only=stale_only)
+        return await _gc(docker, labels, stale_only)
     try:
         client = aiodocker.Docker()
     except Exception as e:
         raise SandboxError(f"no Docker engine found (DOCKER_HOST or /var/run/docker.sock): {e}") from e
     try:
-        return await remove_labeled(client, labels, stale_only=stale_only)
+        return await _gc(client, labels, stale_only)
     finally:
         await client.close()
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.base.errors import SandboxError
 from vm.client import GuestClient
+from vm.types import MAX_FILE_BYTES, MAX_MESSAGE_BYTES
 
 # container port -> name in SandboxInfo.extra["ports"]
 OSWORLD_PORTS = {5000: "server", 9222: "chromium", 8006: "vnc", 8080: "vlc"}
@@ -48,6 +49,8 @@ class OSWorldSettings(BaseModel):
     stop_timeout_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(60.0, gt=0)
     runtime_dir: Path | None = None
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1)
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1)
 
     def resolve_image(self) -> str:
         return self.image
@@ -100,5 +103,7 @@ class OSWorldSettings(BaseModel):
             token=None,
             name=spec.name,
             request_timeout=self.request_timeout_s,
+            max_file_bytes=self.max_file_bytes,
+            max_message_bytes=self.max_message_bytes,
             health_path="/screenshot",  # upstream has no /health; its clients poll /screenshot
         )

@@ -141,23 +141,27 @@ class SandboxPool:
 
     # --- acquire / release ------------------------------------------------------------------------
 
-    async def acquire(self, *, timeout: float | None = None) -> Sandbox:
-        """A ready sandbox for exclusive use: a warm one (health-checked) or a freshly started one."""
+    async def acquire(self, *, timeout: float | None = None,
+                      start: Callable[[], Awaitable[Sandbox]] | None = None) -> Sandbox:
+        """A ready sandbox for exclusive use: a warm one (health-checked) or a freshly started one.
+
+        `start` (e.g. a fork of a snapshot) makes the new sandbox instead of `provider.start`, within
+        the same capacity; a warm sandbox is then removed when it stands in the way."""
         try:
             with anyio.fail_after(timeout):
-                return await self._acquire()
+                return await self._acquire(start)
         except TimeoutError as e:
             s = self.stats()
             raise SandboxError(
                 f"no sandbox available within {timeout}s (capacity {s.capacity}, busy {s.busy}, starting {s.starting})"
             ) from e
 
-    async def _acquire(self) -> Sandbox:
+    async def _acquire(self, start: Callable[[], Awaitable[Sandbox]] | None = None) -> Sandbox:
         self._waiting += 1
         try:
             while True:
                 self._check_open()
-                if self._idle:
+                if self._idle and start is None:
                     box = self._idle.popleft()
                     self._busy[id(box)] = box
                     self._notify()  # idle dropped below `warm`: the warm-up task tops it up
@@ -178,7 +182,7 @@ class SandboxPool:
                 if self._alive() < self.capacity:
                     self._starting += 1
                     try:
-                        box = await self._start()
+                        box = await self._start(start)
                     finally:
                         self._starting -= 1
                         self._notify()
@@ -187,6 +191,9 @@ class SandboxPool:
                         self._check_open()
                     self._busy[id(box)] = box
                     return box
+                if start is not None and self._idle:  # a warm sandbox holds the capacity a fork needs
+                    await self._destroy(self._idle.popleft())
+                    continue
                 await self._changed.wait()
         finally:
             self._waiting -= 1
@@ -260,21 +267,22 @@ class SandboxPool:
             return await box.alive()
         return False
 
-    async def _start(self) -> Sandbox:
-        """provider.start() under the starts-in-flight limit, retried on SandboxError."""
+    async def _start(self, start: Callable[[], Awaitable[Sandbox]] | None = None) -> Sandbox:
+        """provider.start() (or `start`) under the starts-in-flight limit, retried on SandboxError."""
         last: SandboxError | None = None
         for attempt in range(1, self.start_attempts + 1):
             async with self._limiter:
                 t0 = anyio.current_time()
                 try:
-                    box = await self.provider.start()
+                    box = await (start or self.provider.start)()
                 except SandboxError as e:
                     self._failures += 1
                     self.last_error = last = e
                     log.warning("sandbox start failed (attempt %d/%d): %s", attempt, self.start_attempts, e)
                     continue
             self._started += 1
-            self.start_times.append(anyio.current_time() - t0)
+            if start is None:  # forks are measured by their callers
+                self.start_times.append(anyio.current_time() - t0)
             return box
         raise SandboxError(f"could not start a sandbox in {self.start_attempts} attempts: {last}") from last
 

@@ -9,7 +9,9 @@ small state machine chosen by the task's setup step `execute ["sim", "scenario",
                            which nothing progresses: only backtracking solves it.
 
 The current state is readable as the file /sim/state (so `vm_command_line: cat /sim/state` with
-`exact_match` is a real evaluator over it); actions are pyautogui code strings.
+`exact_match` is a real evaluator over it); actions are pyautogui code strings. Every window
+exists for `activate_window`/`close_window` until `execute ["sim", "close-window", NAME]` (or
+`close_window`) closes it; then the guest answers as a real one does (WindowNotFound).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import anyio
 
 from harness.base.errors import SandboxError
-from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo
+from vm.types import ExecResult, GuestBacked, Observation, SandboxInfo, Snapshot, WindowNotFound
 
 _SPECIAL = {"WAIT", "DONE", "FAIL"}
 
@@ -128,6 +130,8 @@ class SimLatency:
     start: float = 0.0
     observe: float = 0.0
     execute: float = 0.0
+    snapshot: float = 0.0
+    fork: float = 0.0
 
 
 @dataclass
@@ -179,6 +183,9 @@ class SimGuest:
         if argv[:2] == ["sim", "scenario"] and len(argv) == 3:
             self._box.load(Scenario.parse(argv[2]))
             return ExecResult(0)
+        if argv[:2] == ["sim", "close-window"] and len(argv) == 3:
+            self._box.closed_windows.add(argv[2])
+            return ExecResult(0)
         if argv and argv[0] == "cat" and len(argv) == 2:
             data = self._box.files.get(argv[1])
             if data is None:
@@ -224,9 +231,16 @@ class SimGuest:
 
     async def activate_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
         self._box.check()
+        self._window(window_name, "activate_window")
 
     async def close_window(self, window_name: str, *, strict: bool = False, by_class: bool = False) -> None:
         self._box.check()
+        self._window(window_name, "close_window")
+        self._box.closed_windows.add(window_name)
+
+    def _window(self, name: str, path: str) -> None:
+        if name in self._box.closed_windows:
+            raise WindowNotFound(f"sim: POST /setup/{path} -> HTTP 404: no window matches {name!r}")
 
     async def terminal(self) -> str | None:
         return None
@@ -255,6 +269,7 @@ class SimSandbox(GuestBacked):
     files: dict[str, bytes] = field(default_factory=dict)
     closed: bool = False
     killed: bool = False
+    closed_windows: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.guest = SimGuest(self)
@@ -269,6 +284,7 @@ class SimSandbox(GuestBacked):
             COUNTERS.loaded += 1
             COUNTERS.task_latency_s += self.latency.start
         self.scenario, self.state = scenario, "0"
+        self.closed_windows.clear()
         self.files["/sim/state"] = b"0"
 
     def kill(self) -> None:
@@ -309,8 +325,10 @@ class SimProvider:
     max_starting = 1024
 
     def __init__(self, *, run_id: str = "sim", screen_size: tuple[int, int] = (1920, 1080),
-                 latency: SimLatency | None = None) -> None:
+                 latency: SimLatency | None = None, forks: bool = True) -> None:
         self.run_id = run_id
+        self.forks = forks  # False: behaves like a provider without snapshots
+        self._snapshots: dict[str, tuple[Scenario | None, str, dict[str, bytes]]] = {}
         self.screen_size = screen_size
         self.latency = latency or SimLatency()
         self._ids = itertools.count(1)
@@ -332,3 +350,29 @@ class SimProvider:
 
     async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
         return 0
+
+    # -- vm.types.Forking: a snapshot is a copy of the scenario's state and the files ----------------
+    async def fork_unavailable(self) -> str | None:
+        return None if self.forks else "sim provider started with forks=False"
+
+    async def snapshot(self, sandbox: Any) -> Snapshot:
+        if not self.forks:
+            raise SandboxError("sim: snapshots are off")
+        sandbox.check()
+        await _delay(self.latency.snapshot)
+        sid = f"snap-{next(self._ids)}"
+        self._snapshots[sid] = (sandbox.scenario, sandbox.state, dict(sandbox.files))
+        size = sum(len(v) for v in sandbox.files.values())
+        return Snapshot(id=sid, provider="sim", source=sandbox.info.id, size_bytes=size, seconds=self.latency.snapshot)
+
+    async def fork(self, snapshot: Snapshot) -> SimSandbox:
+        held = self._snapshots.get(snapshot.id)
+        if held is None:
+            raise SandboxError(f"sim: snapshot {snapshot.id} was dropped")
+        box = await self.start()
+        await _delay(max(0.0, self.latency.fork - self.latency.start))
+        box.scenario, box.state, box.files = held[0], held[1], dict(held[2])
+        return box
+
+    async def drop(self, snapshot: Snapshot) -> None:
+        self._snapshots.pop(snapshot.id, None)

@@ -7,7 +7,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from harness.base.errors import SandboxError
+from harness.base.errors import SandboxError, TaskError
+
+MAX_FILE_BYTES = 1 << 30  # a file fetched from a sandbox (vm_file & co.), streamed to disk
+MAX_MESSAGE_BYTES = 128 << 20  # one response or WebSocket message held in memory (tunnel, API)
+
+
+class TooLarge(TaskError):
+    """A sandbox sent more than the host takes (a file, a response, a message): the task's fault
+    (what its agent or setup made), never a reason to hold it all in memory."""
 
 
 class WindowNotFound(SandboxError):
@@ -177,3 +185,41 @@ class Guest(Tunnel, Protocol):
     async def terminal(self) -> str | None: ...
     async def run_python(self, code: str, *, timeout: float = 30.0) -> dict[str, Any]: ...
     async def run_bash_script(self, script: str, *, timeout: float = 100.0, working_dir: str | None = None) -> ExecResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A sandbox's processes and files at one moment, from which `fork` makes new sandboxes.
+
+    `size_bytes` counts what the snapshot holds on disk (process images + changed files)."""
+
+    id: str
+    provider: str
+    source: str  # the name of the sandbox it was taken from
+    size_bytes: int
+    seconds: float  # time the snapshot took
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Forking(Protocol):
+    """A provider that can snapshot a live sandbox and start copies of it (docs/design/fork.md).
+
+    `fork_unavailable()` says why forks cannot work here (None when they can); callers check it
+    once and replay instead. A fork is independent of its snapshot's source and of other forks;
+    `drop` frees a snapshot (forks made from it live on)."""
+
+    async def fork_unavailable(self) -> str | None: ...
+
+    async def snapshot(self, sandbox: Sandbox) -> Snapshot: ...
+
+    async def fork(self, snapshot: Snapshot) -> Sandbox: ...
+
+    async def drop(self, snapshot: Snapshot) -> None: ...
+
+
+async def fork_unavailable(provider: Any) -> str | None:
+    """Why `provider` cannot fork sandboxes, or None when it can."""
+    if not isinstance(provider, Forking):
+        return f"the {getattr(provider, 'name', type(provider).__name__)} provider has no snapshots"
+    return await provider.fork_unavailable()

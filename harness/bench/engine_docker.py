@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -196,4 +197,31 @@ def _search_summary(run_dir: Path) -> dict[str, Any]:
         reason = str(doc.get("stop_reason"))
         stops[reason] = stops.get(reason, 0) + 1
     return {"trees": len(trees), "nodes": nodes, "transitions": executed, "nodes_with_2plus_children": branching,
-            "nodes_with_2plus_executed_children": branched_executed, "stop_reasons": stops}
+            "nodes_with_2plus_executed_children": branched_executed, "stop_reasons": stops,
+            **_restore_summary(run_dir)}
+
+
+def _restore_summary(run_dir: Path) -> dict[str, Any]:
+    """How iterations reached their parent state (search.jsonl): count and p50 seconds per kind,
+    p50 over the restores that did work (replay/fork/fresh), snapshots taken and their time."""
+    seconds: dict[str, list[float]] = {}
+    snapshots, snapshot_s, fork_off = 0, 0.0, set()
+    for path in sorted(run_dir.glob("*/*/search.jsonl")):
+        last: dict[str, Any] = {}
+        for raw in path.read_bytes().splitlines():
+            line = orjson.loads(raw)
+            if line.get("event") != "iteration":
+                continue
+            how = line.get("state_restore") or {}
+            if how.get("kind"):
+                seconds.setdefault(how["kind"], []).append(float(how.get("seconds", 0.0)))
+            last = line
+            if line.get("fork_off"):
+                fork_off.add(str(line["fork_off"])[:200])
+        stats = last.get("restore") or {}
+        snapshots += int(stats.get("snapshots", 0))
+        snapshot_s += float(stats.get("snapshot_s", 0.0))
+    working = [s for kind, xs in seconds.items() if kind != "hit" for s in xs]
+    return {"restores": {k: {"count": len(v), "p50_s": round(statistics.median(v), 3)} for k, v in seconds.items()},
+            "restore_p50_s": round(statistics.median(working), 3) if working else None,
+            "snapshots": snapshots, "snapshot_s": round(snapshot_s, 2), "fork_off": sorted(fork_off)}

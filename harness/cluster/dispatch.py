@@ -6,7 +6,8 @@ as its node offers `cua_sandbox`); an attempt goes to the live worker with the m
 and writes each streamed event through the real results Attempt as it arrives, so the run
 directory is written by the head alone, exactly as in a local run. A worker that dies (actor
 death, node loss) fails its in-flight attempts with SandboxError: the engine records an
-infrastructure failure and retries them, here on another worker.
+infrastructure failure and retries them, here on another worker. Every event is checked first
+(harness/cluster/events.py): a malformed one fails the attempt the same way, never the engine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import ray
 from ray import exceptions as rex
 
 from harness.base.errors import HarnessError, SandboxError
+from harness.base.faults import HARNESS
+from harness.cluster import events
 from harness.cluster.actors import kill_quietly
 from harness.engine import _short
 
@@ -125,7 +128,12 @@ class RayAttemptRunner:
             result: dict[str, Any] | None = None
             worker_s = 0.0
             async for ref in gen:
-                event = await ref
+                try:
+                    event = events.parse(await ref)
+                    if result is not None:
+                        raise events.MalformedEvent(f"{event[0]} event after the result")
+                except events.MalformedEvent as e:
+                    raise events.MalformedEvent(f"worker on node {w.short}: {e}") from None
                 kind = event[0]
                 if kind == "step":
                     await attempt.record_step(event[1], event[2])
@@ -134,12 +142,14 @@ class RayAttemptRunner:
                 elif kind == "jsonl":
                     await attempt.append_jsonl(event[1], event[2])
                 elif kind == "result":
-                    result, worker_s = event[1], float(event[2])
+                    result, worker_s = event[1], event[2]
                 elif kind == "error" and event[1] == "sandbox":
                     raise SandboxError(f"{event[2]} (node {w.short})")
-                elif kind == "error":
-                    # A bug on the worker ends this task with score 0 and the error recorded.
-                    result, worker_s = {"score": 0.0, "error": f"worker: {event[2]}"}, 0.0
+                elif kind == "error":  # from a worker of an older version: its bug ends this task
+                    result, worker_s = {"score": 0.0, "error": f"attempt: worker: {event[2]}", "fault": HARNESS,
+                                        "phase": "attempt"}, 0.0
+                else:
+                    events.unknown(kind)
             finished = True
             if result is None:
                 raise SandboxError(f"worker on node {w.short} ended the attempt without a result")

@@ -68,6 +68,11 @@ class LocalCluster:
         return [n.node_id for n in self._nodes]
 
     @property
+    def session_dir(self) -> str:
+        """The cluster's Ray session folder (its logs are in `logs/`)."""
+        return str(self._cluster.head_node.get_session_dir_path())
+
+    @property
     def head_node_id(self) -> str:
         return str(self._cluster.head_node.node_id)
 

@@ -61,7 +61,8 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
                        agent_factory: Callable[[RunConfig, Any], Any], provider_factory: Callable[..., Any],
-                       needs_llm: bool, reflections_path: Path | None = None) -> AsyncIterator[Cluster]:
+                       needs_llm: bool, reflections_path: Path | None = None,
+                       agent_extras: dict[str, Any] | None = None) -> AsyncIterator[Cluster]:
     assert config.ray
     from harness.cluster.connect import connect
 
@@ -90,7 +91,8 @@ async def open_cluster(config: RunConfig, *, run_dir: Path, run_id: str, suite_p
     try:
         async with _session(ready["ray"], config, run_dir=run_dir, run_id=run_id, suite_path=suite_path,
                             tasks=tasks, agent_factory=agent_factory, provider_factory=provider_factory,
-                            needs_llm=needs_llm, reflections_path=reflections_path) as cluster:
+                            needs_llm=needs_llm, reflections_path=reflections_path,
+                            agent_extras=agent_extras or {}) as cluster:
             yield cluster
     finally:
         with anyio.CancelScope(shield=True):
@@ -107,7 +109,7 @@ def _local_nodes(value: str) -> int:
 @contextlib.asynccontextmanager
 async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, suite_path: Path, tasks: list[Any],
                    agent_factory: Any, provider_factory: Any, needs_llm: bool,
-                   reflections_path: Path | None) -> AsyncIterator[Cluster]:
+                   reflections_path: Path | None, agent_extras: dict[str, Any]) -> AsyncIterator[Cluster]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from harness.cluster.dispatch import RayAttemptRunner, WorkerHandle, WorkerSet
@@ -148,7 +150,8 @@ async def _session(ray: Any, config: RunConfig, *, run_dir: Path, run_id: str, s
             stack.callback(kill_quietly, reflections)
         spec = {"config": config, "suite": [suite_ref], "suite_hash": digest, "run_id": run_id,
                 "task_keys": [(t.domain, t.id) for t in tasks], "image_tag": image_tag,
-                "agent_factory": agent_factory, "provider_factory": provider_factory, "llm_services": services,
+                "agent_factory": agent_factory, "agent_extras": agent_extras,
+                "provider_factory": provider_factory, "llm_services": services,
                 "reflections": reflections,
                 "sandboxes": None}
         workers = WorkerSet()

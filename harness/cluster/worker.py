@@ -7,9 +7,11 @@ same code the local engine runs (harness.engine.LocalAttemptRunner) and streams 
 to the head as events, in order:
 
     ("step", traj_record, png | None)   ("file", name, bytes, durable)   ("jsonl", name, obj)
-    ("result", result_dict, worker_seconds)  or  ("error", "sandbox" | "other", message)
+    ("result", result_dict, worker_seconds)  or  ("error", "sandbox", message)
 
-The head writes them through the run store's real Attempt; this node writes nothing of the run.
+The head checks each (harness/cluster/events.py), then writes it through the run store's real
+Attempt; this node writes nothing of the run. A failure the local engine would record on the task
+(harness/base/faults.py) is sent as the same result, so both record the same thing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import anyio
 import ray
 
 from harness.base.errors import SandboxError
+from harness.base.faults import first_line, run_fatal, task_failure
 from harness.engine import LocalAttemptRunner, _short
+from results.layout import check_file_name
 
 log = logging.getLogger("harness.cluster.worker")
 
@@ -48,16 +52,19 @@ class StreamedAttempt:
         if n is None:
             n = self.steps + 1
             step = {**step, "step_num": n}
+        elif not isinstance(n, int) or isinstance(n, bool) or n < 1:  # as results.attempt.Attempt
+            raise ValueError(f"step_num must be a positive int, got {n!r}")
         self.steps = max(self.steps, int(n))
         await self._send(("step", step, None if screenshot_png is None else bytes(screenshot_png)))
         return int(n)
 
     async def write_file(self, name: str, data: bytes, *, durable: bool = True) -> Path:
-        await self._send(("file", name, bytes(data), durable))
+        # The head refuses a bad name; checked here by the same rule, the agent fails as locally.
+        await self._send(("file", check_file_name(name), bytes(data), durable))
         return Path(name)
 
     async def append_jsonl(self, name: str, obj: Any) -> None:
-        await self._send(("jsonl", name, obj))
+        await self._send(("jsonl", check_file_name(name), obj))
 
 
 class SandboxWorker:
@@ -104,6 +111,7 @@ class SandboxWorker:
 
     async def _prepare(self, spec: dict[str, Any], stack: AsyncExitStack) -> None:
         from benchmarks.context import RunContext
+        from benchmarks.downloads import HostFiles
         from benchmarks.loader import load_suite
         from benchmarks.setup_steps import run_task_setup
         from harness.cluster.suite_ship import unpack_suite
@@ -144,7 +152,7 @@ class SandboxWorker:
         from scoring.registry import getters, metrics
 
         await anyio.to_thread.run_sync(lambda: (metrics(), getters()))
-        agent = spec["agent_factory"](config, llm)
+        agent = spec["agent_factory"](config, llm, **(spec.get("agent_extras") or {}))
         if spec.get("reflections") is not None and hasattr(agent, "memory_store"):
             from harness.cluster.reflections import RemoteReflections
 
@@ -158,7 +166,8 @@ class SandboxWorker:
         scratch = Path(tempfile.mkdtemp(prefix=f"cua-worker-{spec['run_id']}-"))
         stack.callback(lambda: __import__("shutil").rmtree(scratch, ignore_errors=True))
         self._ctx = RunContext.for_suite(suite, run_dir=scratch, screen_size=(config.screen_width, config.screen_height),
-                                         proxy=config.proxy)
+                                         proxy=config.proxy, downloads=HostFiles(allow_private=config.allow_private_urls,
+                                                                      max_bytes=config.sandbox_file_limit_mb << 20))
         self._runner = LocalAttemptRunner(config, pool, agent, setup=run_task_setup, evaluate=evaluate,
                                           context=self._ctx, run_dir=scratch)
         self.info = {"node_id": node, "pid": os.getpid(), "slots": slots, "tasks": len(self._tasks),
@@ -223,10 +232,14 @@ class SandboxWorker:
                 await self._ctx.discard(task)  # a solved task's fetched files answer no question
             await queue.put(("result", result, time.monotonic() - started))
         except SandboxError as e:
-            await queue.put(("error", "sandbox", _short(e)))
+            await queue.put(("error", "sandbox", first_line(e)))
         except Exception as e:
+            if run_fatal(e):  # this node's disk: another node may take the attempt
+                await queue.put(("error", "sandbox", _short(e)))  # its type says what failed
+                return
+            # What the local engine records for the same failure (harness.engine.Engine._run_task).
             log.exception("task %s/%s: attempt failed on this worker", domain, task_id)
-            await queue.put(("error", "other", _short(e)))
+            await queue.put(("result", task_failure(e, "attempt"), time.monotonic() - started))
 
 
 def worker_actor_class() -> Any:

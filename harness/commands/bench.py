@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 # module path -> the benchmark it provides (module exposes `register(subparsers)`).
-BENCH_MODULES = ["vm.bench", "harness.llm.bench", "harness.bench.engine", "harness.bench.export"]
+BENCH_MODULES = ["vm.bench", "vm.fork_bench", "harness.llm.bench", "harness.bench.engine", "harness.bench.export"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

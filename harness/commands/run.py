@@ -12,7 +12,10 @@ from harness.base.errors import ConfigError
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="built-in suite name (desktop-basics) or an OSWorld-layout folder")
-    p.add_argument("--agent", help="agent name (see `python -m harness registry agents`)")
+    p.add_argument("--agent", help="agent name (see `python -m harness registry agents`), or "
+                   "osworld:MODULE:CLASS for a class written for OSWorld's runner")
+    p.add_argument("--agent-path", help="folder put first on the import path for --agent osworld:MODULE:CLASS "
+                   "(an agent class written for OSWorld's runner; docs/design/agent-api.md)")
     p.add_argument("--model", help="model name for model agents")
     p.add_argument("--concurrency", type=int, help="tasks in flight (and sandboxes)")
     p.add_argument("--sandboxes", type=int, help="sandbox pool capacity (default: --concurrency); give tree "
@@ -36,13 +39,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="agent knob (value parsed as JSON when it parses)")
     p.add_argument("--sandbox-network", choices=["none", "bridge"], help="Docker network of each sandbox "
                    "(default none; bridge lets tasks that need the internet reach it)")
+    p.add_argument("--desktop", choices=["osworld", "light"], help="sandbox desktop: osworld (default; GNOME "
+                   "Shell, dock and top bar as on OSWorld's VM) or light (openbox, smaller and faster)")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
+    p.add_argument("--allow-private-urls", action="store_true", default=None, help="let task downloads reach "
+                   "loopback, link-local (cloud metadata) and private-network hosts; refused by default")
     p.add_argument("--ray", nargs="?", const="env", metavar="ADDRESS",
                    help="run on a Ray cluster: HOST:PORT, auto, local:N (N loopback nodes), or without a value "
                    "$RAY_ADDRESS; nodes offer sandboxes with --resources '{\"cua_sandbox\": 16}' "
                    "(docs/design/cluster.md)")
     p.add_argument("--config", type=Path, help="JSON config file (CLI flags override it)")
+    p.add_argument("--record", action="store_true", default=None, help="record each task's screen (ffmpeg in "
+                   "the sandbox, from after setup to before evaluation) to recording.mp4 in its folder")
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress display")
 
 
@@ -70,11 +79,14 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
             raise ConfigError(f"--config {args.config}: cannot read a JSON object ({e})") from e
     for key in ("benchmark", "agent", "model", "concurrency", "sandboxes", "run_dir", "max_steps", "task_timeout", "domains",
                 "tasks", "test_list", "provider", "providers_file", "action_space", "observation_type",
-                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy",
-                "ray"):
+                "infra_retries", "cache", "llm_cache", "quiet", "sim_latency_ms", "sandbox_network", "proxy", "desktop",
+                "ray", "allow_private_urls"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
+    for key in ("agent_path", "record"):  # issue 26 (kept apart from the list above to merge cleanly)
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
     options = _agent_options(getattr(args, "agent_option", []) or [])
     if options:
         values["agent_options"] = {**values.get("agent_options", {}), **options}

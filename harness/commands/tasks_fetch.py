@@ -27,11 +27,11 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-async def _fetch(urls: list[str], concurrency: int, attempts: int, backoff: float) -> list[Any]:
+async def _fetch(urls: list[str], concurrency: int, attempts: int, backoff: float, allow_private: bool) -> list[Any]:
     from benchmarks.downloads import HostFiles, short_url
     from benchmarks.prefetch import fetch_all
 
-    files = HostFiles()
+    files = HostFiles(allow_private=allow_private)
     done = 0
 
     def progress(r: Any) -> None:
@@ -50,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     from harness.base.aio import run
 
     urls = suite_urls(args.path, test_list=args.test_list, domains=args.domains)
-    results = run(functools.partial(_fetch, urls, args.concurrency, args.attempts, args.backoff))
+    results = run(functools.partial(_fetch, urls, args.concurrency, args.attempts, args.backoff,
+                                        args.allow_private_urls))
     by = {s: [r for r in results if r.status == s] for s in ("fetched", "skipped", "failed")}
     print(f"fetched {len(by['fetched'])} ({_mb(sum(r.size for r in by['fetched']))}), "
           f"skipped {len(by['skipped'])} (already cached), failed {len(by['failed'])}")
@@ -80,4 +81,6 @@ def register(tsub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=_positive(int), default=4, help="downloads at once (default 4)")
     p.add_argument("--attempts", type=_positive(int), default=4, help="tries per URL (default 4)")
     p.add_argument("--backoff", type=_positive(float), default=1.0, help="seconds before the first retry, doubling (default 1)")
+    p.add_argument("--allow-private-urls", action="store_true", help="also fetch from loopback, link-local and "
+                   "private-network hosts (refused by default: task files are untrusted)")
     p.set_defaults(func=_run)

@@ -36,7 +36,7 @@ async def _validate_osworld(args: argparse.Namespace, path: Path) -> int:
     started = time.monotonic()
     tasks = args.tasks.split(",") if args.tasks else None
     rows = await validate_suite(path, test_list=args.test_list, domains=args.domains, tasks=tasks,
-                                concurrency=args.concurrency)
+                                concurrency=args.concurrency, desktop=args.desktop)
     wall = time.monotonic() - started
     counts = {k: sum(r["status"] == k for r in rows) for k in ("ok", "failed", "skipped", "error")}
     for r in rows:
@@ -80,7 +80,9 @@ async def _validate_solutions(args: argparse.Namespace, path: Path) -> int:
     for agent in ("oracle", "done"):
         config = make_config({"benchmark": args.benchmark, "agent": agent, "concurrency": args.concurrency,
                               "run_dir": root / agent, "domains": args.domains, "tasks": args.tasks,
-                              "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list})
+                              "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list,
+                              "allow_private_urls": args.allow_private_urls,
+                              "desktop": args.desktop})
         code = await execute_run(config, show_summary=False)
         if code == 130:
             return 130
@@ -131,7 +133,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks")
     p.add_argument("--test-list", help="OSWorld-layout suites: the {domain: [ids]} file (default test_all.json)")
     p.add_argument("--provider", choices=["docker", "sim"], default="docker")
+    p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
+                   help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
+                   "link-local and private-network hosts (refused by default)")
 
     def _run(args: argparse.Namespace) -> int:
         from harness.base.aio import run

@@ -86,7 +86,7 @@ async def check_task(task: Any, guest: Any, run: Any) -> dict[str, Any]:
 
 
 async def validate_suite(path: str | Path, *, test_list: str | None, domains: list[str] | None,
-                         tasks: list[str] | None, concurrency: int) -> list[dict[str, Any]]:
+                         tasks: list[str] | None, concurrency: int, desktop: str = "osworld") -> list[dict[str, Any]]:
     """One row per selected task: {domain, id, status: ok|failed|skipped|error, ready, score, problems}."""
     import functools
 
@@ -115,7 +115,7 @@ async def validate_suite(path: str | Path, *, test_list: str | None, domains: li
         with tempfile.TemporaryDirectory(prefix="cua-validate-") as work:
             run = probe_context(Path(work))
             slots = anyio.Semaphore(concurrency)
-            async with DockerProvider(DockerSettings(image=image), run_id=f"validate-{secrets.token_hex(3)}") as provider, \
+            async with DockerProvider(DockerSettings(image=image, desktop=desktop), run_id=f"validate-{secrets.token_hex(3)}") as provider, \
                     SandboxPool(provider, capacity=concurrency, max_starting=max(1, min(os.cpu_count() or 2, concurrency)),
                                 warm=0) as pool, anyio.create_task_group() as tg:
                 for task in runnable:

@@ -95,10 +95,17 @@ def _gc(args: argparse.Namespace) -> int:
     from vm.docker import gc_containers  # written alongside the Docker provider
 
     async def gc() -> tuple[int, list[str] | None]:
+        import aiodocker
+
+        from vm.docker_fork import gc_snapshots
+
         removed = await gc_containers(args.run_id, stale_only=args.stale_only)
+        async with aiodocker.Docker() as docker:
+            snapshots = await gc_snapshots(docker, args.run_id, stale_only=args.stale_only)
+        if snapshots:
+            print(f"removed {snapshots} snapshot image(s) of forked sandboxes")
         if not args.images:
             return removed, None
-        import aiodocker
 
         from vm.docker_gc import prune_images
         from vm.image import image_tag

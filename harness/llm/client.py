@@ -19,6 +19,9 @@ import anyio
 from harness.base.errors import ConfigError, ProviderError
 from harness.llm import tokens as tok
 from harness.llm.accounting import Accountant, PriceTable
+from harness.llm.apis import PATHS as API_PATHS
+from harness.llm.apis import Api, ApiResponse
+from harness.llm.apis import estimate_tokens as estimate_api_tokens
 from harness.llm.cache import Cache, ResponseCache, SingleFlight, request_hash, sync_request_hash
 from harness.llm.config import (
     ProvidersConfig,
@@ -33,6 +36,7 @@ from harness.llm.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", RawChat, RawEmbed)
+C = TypeVar("C", Completion, ApiResponse)
 _EMBED_BATCH = 256
 _CACHE_VERSION = 2  # 2: inline images enter the key by their sha256
 
@@ -156,35 +160,43 @@ class LLMClient:
                 params[name] = value
         payload = {"v": _CACHE_VERSION, "kind": "chat", "model": model, "salt": salt, **params}
         key = await request_hash(payload, size_hint=_payload_size(params["messages"]))
-        if not self.cache.enabled:
-            completion = await self._complete_paid(key, model, params, task_id)
-            self.accountant.record_call(model, task_id, cached=False)
-            return completion
+        return await self._through_cache(
+            key, "chat", model, task_id, lambda: self._complete_paid(key, model, params, task_id),
+            store=lambda c: {"choices": c.choices, "finish_reasons": c.finish_reasons,
+                             "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
+                             "cost_usd": c.cost_usd, "model": model},
+            load=lambda stored: self._from_stored(stored, key, model))
 
-        async def lead() -> Completion:
+    async def _through_cache(self, key: str, kind: str, model: str, task_id: str | None,
+                             paid: Callable[[], Awaitable[C]], *, store: Callable[[C], dict[str, Any]],
+                             load: Callable[[dict[str, Any]], C]) -> C:
+        """The stored answer for `key`, or `paid()` once (identical calls in flight share it), and
+        the call counted as cached or paid. C is a Completion or an ApiResponse."""
+        if not self.cache.enabled:
+            result = await paid()
+            self.accountant.record_call(model, task_id, cached=False)
+            return result
+
+        async def lead() -> C:
             # Re-check: a previous leader may just have stored it (a shared cache also waits here
             # while another process pays for the same request).
             async with self.cache.claim(key) as stored:
                 if stored is not None:
-                    return self._from_stored(stored, key, model)
-                completion = await self._complete_paid(key, model, params, task_id)
-                await self.cache.put(key, "chat", model, {
-                    "choices": completion.choices, "finish_reasons": completion.finish_reasons,
-                    "usage": [completion.usage.prompt_tokens, completion.usage.completion_tokens],
-                    "cost_usd": completion.cost_usd, "model": model,
-                })
-            return completion
+                    return load(stored)
+                result = await paid()
+                await self.cache.put(key, kind, model, store(result))
+            return result
 
         stored = await self.cache.get(key)
         if stored is not None:
-            completion, shared = self._from_stored(stored, key, model), True
+            result, shared = load(stored), True
         else:
-            completion, shared = await self._flight.run(key, lead)
-        if shared or completion.cached:
-            self.accountant.record_call(model, task_id, cached=True, saved_usd=completion.cost_usd)
-            return replace(completion, cached=True, cost_usd=0.0)
+            result, shared = await self._flight.run(key, lead)
+        if shared or result.cached:
+            self.accountant.record_call(model, task_id, cached=True, saved_usd=result.cost_usd)
+            return replace(result, cached=True, cost_usd=0.0)
         self.accountant.record_call(model, task_id, cached=False)
-        return completion
+        return result
 
     def _from_stored(self, stored: dict[str, Any], key: str, model: str) -> Completion:
         prompt, completion_tokens = stored["usage"]
@@ -322,6 +334,36 @@ class LLMClient:
             cost = self.accountant.prices.cost(model, result.usage)
             self.accountant.record_paid(model, task_id, result.usage, cost)
             return result, ep, cost
+
+    # -- other model APIs (Anthropic Messages, OpenAI Responses; harness/llm/apis.py) -------------------
+    async def call_api(self, api: Api, body: Mapping[str, Any], *, model: str | None = None,
+                       task_id: str | None = None) -> ApiResponse:
+        """One call of `api` with the provider's own request `body` (without `model`), under the
+        same limits, retries, cache (keyed by the whole body) and cost accounting as `complete`."""
+        if api not in API_PATHS:
+            raise ValueError(f"unknown API {api!r}; expected one of {', '.join(API_PATHS)}")
+        model = self._model(model)
+        params = dict(body)
+        payload = {"v": _CACHE_VERSION, "kind": api, "model": model, "body": params}
+        prompt_est = await anyio.to_thread.run_sync(estimate_api_tokens, params)  # walks screenshots
+        key = await request_hash(payload, size_hint=prompt_est * 4)
+
+        async def paid() -> ApiResponse:
+            raw, _, cost = await self._attempts(model, task_id, need_n=False, prompt_est=prompt_est, n=1,
+                                                max_tokens=params.get("max_tokens") or params.get("max_output_tokens"),
+                                                op=lambda e: e.call_api(api, params))
+            return ApiResponse(raw.body, raw.usage, cost, False, key, model)
+
+        return await self._through_cache(
+            key, api, model, task_id, paid,
+            store=lambda r: {"body": r.body, "usage": [r.usage.prompt_tokens, r.usage.completion_tokens],
+                             "cost_usd": r.cost_usd},
+            load=lambda stored: self._api_from_stored(stored, key, model))
+
+    def _api_from_stored(self, stored: dict[str, Any], key: str, model: str) -> ApiResponse:
+        prompt, completion_tokens = stored["usage"]
+        return ApiResponse(dict(stored["body"]), Usage(prompt, completion_tokens), float(stored.get("cost_usd", 0.0)),
+                           True, key, model)
 
     # -- embeddings ------------------------------------------------------------------------------------
     async def embed(self, texts: Sequence[str], *, model: str | None = None, task_id: str | None = None) -> list[list[float]]:

@@ -89,6 +89,7 @@ class Endpoint:
         self.name = f"{spec.name}/{model}"
         self.sdk = sdk
         self.fast = fast  # the lean chat path (harness/llm/transport.py); None = through the SDK
+        self._poster: FastChat | None = None  # for call_api when chat goes through the SDK
         self.supports_n = cfg.supports_n
         self.disabled: str | None = None  # reason, after an auth or quota failure
         # In-flight cap and rate gate: in this process, or leased from a cluster-wide limiter.
@@ -166,6 +167,18 @@ class Endpoint:
             finish_reasons=[c.finish_reason for c in ordered],
             usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
         )
+
+    async def call_api(self, api: str, body: dict[str, Any]) -> Any:
+        """One call of a non-chat API (harness/llm/apis.py) through this endpoint's HTTP session."""
+        from harness.llm.apis import PATHS, RawApi, headers_for, parse_usage
+
+        cfg = self.spec.config
+        if self._poster is None:  # the lean path even where chat goes through the SDK
+            self._poster = self.fast or FastChat(self.sdk, self.spec.api_key)
+        obj, headers = await self._poster.post({"model": self.served_model, **body}, cfg.timeout_s, path=PATHS[api],
+                                               headers=headers_for(api, self.spec.api_key, body))
+        self._observe_headers(headers)
+        return RawApi(obj, parse_usage(api, obj))
 
     async def embed(self, texts: list[str]) -> RawEmbed:
         cfg = self.spec.config
@@ -260,7 +273,8 @@ class Router:
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
-            for fast in self._fast.values():
+            own = [e._poster for e in self._endpoints.values() if e._poster is not None and e._poster is not e.fast]
+            for fast in [*self._fast.values(), *own]:
                 try:
                     await fast.aclose()
                 except Exception as e:  # closing must not mask the run's own outcome

@@ -1,7 +1,8 @@
 """llm-sim: a local OpenAI-compatible server for tests and benchmarks (it stands in for the remote
 API only). Loopback only.
 
-Routes: POST /v1/chat/completions (n, usage, image_url parts), POST /v1/embeddings
+Routes: POST /v1/chat/completions (n, usage, image_url parts), POST /v1/messages and
+/v1/responses (Anthropic's and OpenAI Responses' shapes, harness/llm/sim_apis.py), POST /v1/embeddings
 (deterministic hashed bag-of-words vectors, so cosine similarity means word overlap), GET
 /v1/models, the Azure deployment paths, and GET /sim/stats (arrivals, statuses, a per-second
 arrival log and the most requests seen in any window). Requests/min and tokens/min limits answer
@@ -168,6 +169,8 @@ class SimServer:
         app = web.Application(client_max_size=256 * 1024 * 1024)  # screenshots ride in data URLs
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/messages", self._messages)  # Anthropic's shape (harness/llm/sim_apis.py)
+        app.router.add_post("/v1/responses", self._responses)  # OpenAI Responses' shape
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
@@ -199,7 +202,7 @@ class SimServer:
         if not expected:
             return None
         auth = request.headers.get("Authorization", "")
-        given = auth[7:] if auth.startswith("Bearer ") else request.headers.get("api-key", "")
+        given = auth[7:] if auth.startswith("Bearer ") else request.headers.get("api-key") or request.headers.get("x-api-key", "")
         if given == expected:
             return None
         # OpenAI echoes the key it got; so do we, to prove clients keep it out of their errors.
@@ -262,6 +265,10 @@ class SimServer:
         record.model = str(body.get("model") or request.match_info.get("deployment", ""))
         if kind == "chat":
             response = await self._chat_reply(body, record)
+        elif kind in ("anthropic_messages", "openai_responses"):
+            from harness.llm.sim_apis import api_reply
+
+            response = await api_reply(self, kind, body, record)
         else:
             response = await self._embed_reply(body, record)
         return response, record
@@ -292,19 +299,9 @@ class SimServer:
         limited, limit_headers = self._admit(prompt + n * int(max_tokens))
         if limited is not None:
             return limited
-        try:
-            fault = self._random_fault()
-            if fault is not None:
-                raise fault
-            policy = self.config.policy or default_policy
-            if isinstance(policy, str):  # set after start
-                policy = load_policy(policy)
-            result = policy(body)
-            if inspect.isawaitable(result):
-                result = await result
-        except SimFault as f:
-            await self._latency()
-            return await self._fault(f)
+        result, failed = await self._policy_answer(body)
+        if failed is not None:
+            return failed
         # A string answers every one of the n choices; a list is sent as is (a script may return
         # fewer choices than n, like servers that ignore n).
         choices = [result] * n if isinstance(result, str) else [str(r) for r in result] or [""]
@@ -317,6 +314,23 @@ class SimServer:
                          "logprobs": None} for i, c in enumerate(choices)],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }, headers=limit_headers)
+
+    async def _policy_answer(self, body: dict[str, Any]) -> tuple[Any, web.Response | None]:
+        """(the policy's result, None), or (None, the error response) for an injected or scripted fault."""
+        try:
+            fault = self._random_fault()
+            if fault is not None:
+                raise fault
+            policy = self.config.policy or default_policy
+            if isinstance(policy, str):  # set after start
+                policy = load_policy(policy)
+            result = policy(body)
+            if inspect.isawaitable(result):
+                result = await result
+        except SimFault as f:
+            await self._latency()
+            return None, await self._fault(f)
+        return result, None
 
     async def _embed_reply(self, body: dict[str, Any], record: SimRecord) -> web.Response:
         raw = body.get("input")
@@ -352,6 +366,12 @@ class SimServer:
 
     async def _chat(self, request: web.Request) -> web.Response:
         return await self._tracked(request, "chat")
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        return await self._tracked(request, "anthropic_messages")
+
+    async def _responses(self, request: web.Request) -> web.Response:
+        return await self._tracked(request, "openai_responses")
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return await self._tracked(request, "embed")

@@ -49,12 +49,17 @@ class FastChat:
         self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
         return self._session
 
-    async def post(self, body: Mapping[str, Any], timeout_s: float) -> tuple[dict[str, Any], Mapping[str, str]]:
-        """(parsed JSON body, response headers); SDK exception types on failure."""
+    async def post(self, body: Mapping[str, Any], timeout_s: float, *, path: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """(parsed JSON body, response headers); SDK exception types on failure. `path` (e.g.
+        "/messages") posts next to /chat/completions instead; `headers` replace the auth ones."""
         session = self._session or self._open()
         data = orjson.dumps(body)
+        url = self.url if path is None else self.url.rsplit("/chat/completions", 1)[0] + path
+        sent = self._headers if headers is None else {
+            **{k: v for k, v in self._headers.items() if k != "Authorization"}, **headers}
         try:
-            async with session.post(self.url, data=data, headers=self._headers, proxy=self._proxy,
+            async with session.post(url, data=data, headers=sent, proxy=self._proxy,
                                     timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers

@@ -3,7 +3,8 @@
 An episode is the system prompt plus a list of turns; a turn is what the agent saw (a screenshot
 file and/or an accessibility table) and what it answered. Example k of an episode is its first
 k+1 turns with only the last answer trained. The system prompt is the one the attempt recorded
-(system_prompt.txt: the prompt agent's, whatever its profile or prompts file); without it, it is
+(system_prompt.txt: the prompt agent's, whatever its profile or prompts file, with a user-set
+password masked; used only when its hash is the one the step recorded); without it, it is
 rebuilt with the agents' own prompt code (search/prompts.py), and an attempt whose recorded
 `system_sha256` says the model saw another one is skipped, not exported with the wrong prompt.
 
@@ -82,6 +83,23 @@ def system_text(task: TaskFiles, observation_type: str, screen: tuple[int, int])
     return prompts.task_prompt(base, task.instruction)
 
 
+def _recorded_system(folder: Path, info: dict[str, Any], *, password_masked: bool) -> str | None:
+    """The attempt's system_prompt.txt when its hash is the one the step recorded (an edited or
+    swapped file is not trusted); None without a file, or when it predates password masking and
+    the run set a password (the file may show it)."""
+    try:
+        text = (folder / SYSTEM_PROMPT_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    want = info.get("system_file_sha256")
+    if want is None and password_masked:
+        return None
+    want = want if want is not None else info.get("system_sha256")
+    if isinstance(want, str) and sha256(text) != want:
+        return None
+    return text
+
+
 def attempt_system(task: TaskFiles, folder: Path, first: dict[str, Any], observation_type: str,
                    screen: tuple[int, int]) -> str | None:
     """The system prompt one attempt sent: its recorded file, else ours rebuilt when the step's
@@ -89,15 +107,14 @@ def attempt_system(task: TaskFiles, folder: Path, first: dict[str, Any], observa
     Examples that show another observation than the agent's (say screenshots where it saw tables)
     get ours for what they show, as the export's notes say."""
     same_view = observation_type == task.run.observation_type
+    info = first.get("info") if isinstance(first.get("info"), dict) else {}
     if same_view:
-        try:
-            return (folder / SYSTEM_PROMPT_FILE).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
+        recorded = _recorded_system(folder, info, password_masked=task.run.password_masked)
+        if recorded is not None:
+            return recorded
     rebuilt = system_text(task, observation_type, screen)
     if not same_view:
         return rebuilt
-    info = first.get("info") if isinstance(first.get("info"), dict) else {}
     seen = info.get("system_sha256")
     return rebuilt if not isinstance(seen, str) or seen == sha256(rebuilt) else None
 

@@ -40,6 +40,7 @@ class RunSettings:
     action_space: str
     history: int  # previous (observation, reply) pairs the agent showed
     password: str
+    password_masked: bool  # the run set a password of its own (masked in run.json)
     screen: tuple[int, int]
     image_detail: str
     notes: tuple[str, ...] = ()
@@ -58,6 +59,7 @@ def read_settings(run_dir: Path) -> RunSettings:
     options = config.get("agent_options") if isinstance(config.get("agent_options"), dict) else {}
     notes = []
     password = options.get("password", "password")
+    masked = "password" in options and password != "password"
     if not isinstance(password, str) or password == MASK:
         password = "password"
         notes.append("the agent's password is masked in run.json: system prompts name the default 'password'")
@@ -69,6 +71,7 @@ def read_settings(run_dir: Path) -> RunSettings:
         action_space=str(options.get("action_space") or config.get("action_space") or "pyautogui"),
         history=history if isinstance(history, int) and history >= 0 else DEFAULT_HISTORY,
         password=password,
+        password_masked=masked,
         screen=(int(config.get("screen_width") or 1920), int(config.get("screen_height") or 1080)),
         image_detail=str(options.get("image_detail") or "high"),
         notes=tuple(notes),

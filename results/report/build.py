@@ -226,5 +226,5 @@ def _task_context(page: Any) -> dict[str, Any]:
         "events": page.events, "skipped_lines": page.skipped_lines, "problems": page.problems,
         "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
         "extras": {k: v for k, v in result.items() if k not in known}, "chosen_count": chosen,
-        "initial_node": initial,
+        "initial_node": initial, "recording": page.recording,
     }

@@ -95,6 +95,7 @@ class TaskPage:
     events: list[dict[str, Any]]
     skipped_lines: int = 0
     problems: list[str] = field(default_factory=list)
+    recording: str | None = None  # url of the final attempt's recording.mp4 (--record)
 
 
 def png_size(path: Path) -> tuple[int, int] | None:
@@ -231,7 +232,9 @@ class TaskReader:
         return TaskPage(key=key, result=result, instruction=instruction, steps=steps, final=final,
                         attempts=attempts, final_errors=errors_by_attempt.get(final_number or -1, []),
                         tree=tree, tree_shots=shots, tree_markers=marks, events=events,
-                        skipped_lines=skipped, problems=problems)
+                        skipped_lines=skipped, problems=problems,
+                        recording=url_of("..", domain, task_id, "recording.mp4")
+                        if (folder / "recording.mp4").is_file() else None)
 
 
 def _text(value: Any) -> str:

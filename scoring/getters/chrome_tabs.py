@@ -22,6 +22,8 @@ import orjson
 from benchmarks.chrome_browser import chrome_devtools
 from benchmarks.context import TaskContext
 from benchmarks.schema import GetterSpec
+from harness.base.errors import TaskError
+from scoring.badinput import NothingFound
 from scoring.getters.chrome_profile import PREFERENCES, allowed, read_json
 from scoring.getters.chrome_url import URL_KEYS, active_url
 from scoring.registry import getter
@@ -35,8 +37,8 @@ PAGE_TIMEOUT_S = 60.0
 TAB_IDLE_TIMEOUT_S = 30.0
 
 
-class BrowserUnavailable(Exception):
-    """Chrome's DevTools failed for a getter (a plain Exception: the evaluator scores the metric 0)."""
+class BrowserUnavailable(NothingFound):
+    """Chrome's DevTools failed for a getter (the evaluator scores the metric 0 with this reason)."""
 
 
 Getter = Callable[[Guest, GetterSpec, TaskContext], Awaitable[Any]]
@@ -218,7 +220,7 @@ async def _website_infos(page: Page, url: str, infos: list[dict[str, Any]]) -> l
                 await _click(page, sel)
             out.append(await _read(page, selectors[-1], attribute))
         else:
-            raise ValueError(f"info_from_website: action {action!r} is not supported")
+            raise TaskError(f"info_from_website: action {action!r} is not supported")
     return out
 
 

@@ -17,6 +17,7 @@ import anyio
 
 from benchmarks.context import TaskContext
 from benchmarks.schema import GetterSpec
+from harness.base.errors import TaskError
 from scoring.getters.guest_files import fetch_to_work
 from scoring.registry import getter
 from vm.types import Guest
@@ -26,10 +27,10 @@ def _pairs(spec: GetterSpec) -> list[tuple[str, str]]:
     if spec.multi:
         paths, dests = spec.path, spec.dest
         if not isinstance(paths, list) or not isinstance(dests, list) or len(paths) != len(dests):
-            raise ValueError("multi: path and dest must be lists of equal length")
+            raise TaskError("multi: path and dest must be lists of equal length")
         return [(str(p), str(d)) for p, d in zip(paths, dests, strict=True)]
     if not isinstance(spec.path, str) or not spec.path:
-        raise ValueError("path: expected a string")
+        raise TaskError("path: expected a string")
     dest = spec.dest if isinstance(spec.dest, str) and spec.dest else posixpath.basename(spec.path)
     return [(spec.path, dest)]
 

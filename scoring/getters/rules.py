@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from benchmarks.context import TaskContext
 from benchmarks.schema import GetterSpec
+from harness.base.errors import TaskError
 from scoring.registry import getter
 from vm.types import Guest
 
@@ -92,7 +93,7 @@ def resolve_day(name: str, now: date, *, paired_from: tuple[str, date] | None = 
             return _first_monday_after_months(now, 4)
         case "first monday eight months later":
             return _first_monday_after_months(now, 8)
-    raise ValueError(f"unknown relative time {name!r}")
+    raise TaskError(f"unknown relative time {name!r}")
 
 
 def format_day(template: str, day: date) -> str:

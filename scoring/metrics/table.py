@@ -14,22 +14,25 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from openpyxl.cell.cell import MergedCell
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.cell_range import MultiCellRange
 from openpyxl.worksheet.worksheet import Worksheet
 from rapidfuzz import fuzz
 
 from scoring.metrics.rule_match import match_value, method_supported
-from scoring.metrics.table_objects import OBJECT_RULES, check_rule, object_rule_ok
+from scoring.metrics.table_objects import (
+    OBJECT_RULES,
+    STYLE_PROPS,
+    check_rule,
+    object_rule_ok,
+    read_cell_style,
+)
 from scoring.metrics.table_read import Books, cell_value, frame
 from scoring.metrics.text import read_lines
 from scoring.registry import metric
 
 RULES = ("sheet_name", "sheet_data", "sheet_print", "sheet_fuzzy", "check_cell", "freeze", "zoom",
          "data_validation", "row_props", "col_props", *OBJECT_RULES)
-CELL_STYLES = ("number_format", "font_name", "font_family", "font_color", "font_bold", "font_italic",
-               "font_underline", "font_size", "fill_type", "bgcolor", "fgcolor", "hyperlink", "merge")
 
 
 def _check_options(options: dict[str, Any]) -> list[str]:
@@ -45,7 +48,7 @@ def _check_options(options: dict[str, Any]) -> list[str]:
             problems += check_rule(r)
         elif kind == "check_cell":
             for prop, rule in (r.get("props") or {}).items():
-                if prop != "value" and prop not in CELL_STYLES:
+                if prop != "value" and prop not in STYLE_PROPS:
                     problems.append(f"check_cell.{prop}")
                 elif not method_supported((rule or {}).get("method")):
                     problems.append(f"method {(rule or {}).get('method')}")
@@ -104,37 +107,6 @@ class _Books:
         while lines and not lines[-1]:
             lines.pop()
         return lines
-
-
-def cell_style(name: str, cell: Any) -> Any:
-    """Upstream's _read_cell_style for one cell (no conditional formats)."""
-    has_value = cell.value is not None
-    match name:
-        case "merge":
-            return isinstance(cell, MergedCell)
-        case "number_format":
-            return cell.number_format if has_value and cell.data_type == "n" else None
-        case "font_name":
-            return cell.font.name if has_value else None
-        case "font_family":
-            return cell.font.family if has_value else None
-        case "font_color":
-            return cell.font.color.rgb if has_value and cell.font.color is not None else None
-        case "font_bold":
-            return cell.font.bold if has_value else None
-        case "font_italic":
-            return cell.font.italic if has_value else None
-        case "font_underline":
-            return cell.font.underline if has_value else None
-        case "font_size":
-            return cell.font.size if has_value else None
-        case "fill_type":
-            return cell.fill.tagname
-        case "bgcolor" | "fgcolor":
-            return cell.fill.fgColor.rgb
-        case "hyperlink":
-            return (cell.hyperlink or "") if has_value else None
-    raise ValueError(f"unsupported cell style {name!r}")
 
 
 def _fuzzy_ok(b: _Books, r: dict[str, Any]) -> bool:
@@ -210,7 +182,7 @@ def _rule_ok(b: _Books, r: dict[str, Any]) -> bool:
         if ws is None:
             return False
         for prop, rule in r["props"].items():
-            value = b.value(r["sheet_idx"], r["coordinate"]) if prop == "value" else cell_style(prop, ws[r["coordinate"]])
+            value = b.value(r["sheet_idx"], r["coordinate"]) if prop == "value" else read_cell_style(prop, ws[r["coordinate"]])
             if not match_value(value, rule):
                 return False
         return True

@@ -17,12 +17,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from openpyxl.cell.cell import MergedCell
 from openpyxl.utils.cell import coordinate_to_tuple
 from openpyxl.worksheet.worksheet import Worksheet
 
 OBJECT_RULES = ("chart", "pivot_table", "style")
 STYLE_PROPS = ("number_format", "font_name", "font_family", "font_color", "font_bold", "font_italic",
-               "font_underline", "font_size", "fill_type", "bgcolor", "fgcolor", "hyperlink")
+               "font_underline", "font_size", "fill_type", "bgcolor", "fgcolor", "hyperlink", "merge")
 CHART_PROPS = ("title", "legend", "anchor", "width", "height", "type", "direction", "xtitle", "ytitle", "ztitle")
 PIVOT_PROPS = ("name", "show_total", "show_empty_row", "show_empty_col", "show_headers", "location", "selection",
                "filter", "ordered", "col_fields", "row_fields", "data_fields", "data_fields_name")
@@ -115,11 +116,18 @@ def pivots(ws: Worksheet | None, props: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _style(name: str, cell: Any, dxf: Any = None) -> Any:
-    """Upstream's _read_cell_style; `dxf` is a conditional format's differential style."""
+def read_cell_style(name: str, cell: Any, dxf: Any = None) -> Any:
+    """Upstream's _read_cell_style: one listed style of a cell, or of a conditional format's
+    differential style `dxf` (then `cell` may be None: the rule, not a cell, is compared).
+
+    A cell's fill colour is its pattern's fgColor whether the rule says `bgcolor` or `fgcolor`
+    (bgColor of a solid fill is the same whatever colour was picked); a differential style's is
+    its bgColor, as LibreOffice and Excel write conditional fills."""
     src = dxf if dxf is not None else cell
     has_value = cell is None or cell.value is not None
     match name:
+        case "merge":
+            return isinstance(cell, MergedCell)
         case "number_format":
             if dxf is not None:
                 return dxf.numFmt.formatCode if dxf.numFmt is not None else None
@@ -135,10 +143,12 @@ def _style(name: str, cell: Any, dxf: Any = None) -> Any:
         case "fill_type":
             return getattr(src.fill, "tagname", None)
         case "bgcolor" | "fgcolor":
-            color = getattr(src.fill, "bgColor" if name == "bgcolor" else "fgColor", None)
+            color = getattr(src.fill, "bgColor" if dxf is not None else "fgColor", None)
             return getattr(color, "rgb", None)
         case "hyperlink":
-            return None if dxf is not None or not has_value else (cell.hyperlink or "")
+            if dxf is not None:
+                return None
+            return cell.hyperlink or ("" if has_value else None)  # upstream's precedence
     raise ValueError(f"unsupported cell style {name!r}")
 
 
@@ -146,11 +156,11 @@ def styles(ws: Worksheet | None, props: list[str]) -> tuple[dict[str, list[Any]]
     """({cell: [listed styles]}, conditional-format rules with their formats' listed styles)."""
     if ws is None:
         return {}, []
-    cells = {c.coordinate: [_style(p, c) for p in props] for col in ws.iter_cols() for c in col}
+    cells = {c.coordinate: [read_cell_style(p, c) for p in props] for col in ws.iter_cols() for c in col}
     rules = []
     for cf in ws.conditional_formatting:
         for rule in cf.rules:
-            fmt = [_style(p, None, rule.dxf) for p in props] if rule.dxf is not None else None
+            fmt = [read_cell_style(p, None, rule.dxf) for p in props] if rule.dxf is not None else None
             rules.append((str(cf.sqref), rule.type, rule.operator, tuple(rule.formula or ()), fmt))
     return cells, sorted(rules, key=repr)
 

@@ -159,9 +159,9 @@ def _factory(name: str) -> Any:
     return make
 
 
-register_agent("mcts", "MCTS over real sandboxes: PUCT, one n-sample policy request per expansion, "
+make_mcts = register_agent("mcts", "MCTS over real sandboxes: PUCT, one n-sample policy request per expansion, "
                        "single-agent debate values (options: iterations, branching_factor, c_schedule, ...)")(_factory("mcts"))
-register_agent("rmcts", "R-MCTS (ExACT): MCTS + multi-agent debate values + reflection memory across tasks "
+make_rmcts = register_agent("rmcts", "R-MCTS (ExACT): MCTS + multi-agent debate values + reflection memory across tasks "
                         "(options: iterations, reflection_path, retrieve_k, ...)")(_factory("rmcts"))
 
 __all__ = ["MCTSAgent", "SearchResult"]

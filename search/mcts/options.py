@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.base.errors import ConfigError
+from search.agent_options import parse_agent_options
 
 # Keys the runner passes to every agent factory; `llm` is the run's client, the rest are run options.
 ENGINE_KEYS = frozenset({"llm"})
@@ -59,6 +59,11 @@ class MCTSOptions(BaseModel):
     max_sandboxes: int = Field(30, ge=1, description="search sandboxes per task (bounded by the shared pool)")
     replay_settle_s: float = Field(0.0, ge=0, description="pause after each replayed action")
     prefetch: bool = Field(False, description="while the model thinks, restore the parent state in a spare sandbox")
+    state_restore: Literal["replay", "fork", "auto"] = Field(
+        "replay", description="reach tree states by replaying actions, by forking snapshots (docs/design/fork.md), "
+                              "or auto: fork where the provider can")
+    max_snapshots: int = Field(16, ge=1, description="snapshots kept per task (least recently used evicted)")
+    snapshot_budget_mb: float | None = Field(None, gt=0, description="disk budget of a task's snapshots")
 
     # -- value function ---------------------------------------------------------------------------------
     value_function: Literal["single_debate", "multi_debate"] = "single_debate"
@@ -104,17 +109,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def parse_options(agent: str, options: dict[str, Any]) -> tuple[MCTSOptions, Any]:
     """(options, llm) from the factory's dict: preset, then the user's `--agent-option`s."""
-    opts = dict(options)
-    llm = opts.pop("llm", None)
-    for key in ENGINE_KEYS:
-        opts.pop(key, None)
-    values = {**PRESETS[agent], **{k: v for k, v in opts.items() if v is not None}}
-    try:
-        return MCTSOptions(**values), llm
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "options"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"agent {agent}: unknown option '{where}'; expected one of "
-                              f"{', '.join(MCTSOptions.model_fields)}") from None
-        raise ConfigError(f"agent {agent}: option '{where}': {err['msg']} (got {err.get('input')!r})") from None
+    return parse_agent_options(agent, MCTSOptions, options, drop=ENGINE_KEYS, preset=PRESETS[agent])

@@ -115,6 +115,7 @@ def rebuild(tree: Tree, lines: list[dict[str, Any]], shots: dict[str, bytes], *,
                 node.terminal = line.get("terminal")
                 node.iteration = int(line["i"])
                 node.error = line.get("error")
+                node.restore = line.get("state_restore")
                 if line.get("children") is not None:
                     _restore_children(tree, node, line["children"])
                 backup(node, node.value)

@@ -82,7 +82,9 @@ class TreeSearch:
         self.instruction = str(getattr(task, "instruction", ""))
         self.max_depth = min(options.max_steps, getattr(env, "max_steps", None) or options.max_steps)
         self.a11y = options.observation_type != "screenshot"
-        self.restore = env.forks(max_sandboxes=options.max_sandboxes, settle_s=options.replay_settle_s)
+        self.restore = env.forks(max_sandboxes=options.max_sandboxes, settle_s=options.replay_settle_s,
+                                 mode=options.state_restore, max_snapshots=options.max_snapshots,
+                                 snapshot_budget_mb=options.snapshot_budget_mb)
         self._system: str | None = None
         self._screen: tuple[int, int] | None = None
         self._elapsed_before = 0.0
@@ -134,7 +136,8 @@ class TreeSearch:
                 await self._log({"event": "revisit", "i": i, "node": leaf.id, "value": leaf.value, **self._usage()})
             else:
                 line = await self._iterate(leaf, i, c)
-                result.per_iteration.append({k: line[k] for k in ("i", "replayed", "sandboxes", "seconds")})
+                result.per_iteration.append({k: line[k] for k in ("i", "replayed", "sandboxes", "seconds",
+                                                                  "state_restore")})
                 if self.o.early_stop_value is not None and leaf.value is not None and leaf.value >= self.o.early_stop_value:
                     return await self._stop(result, "early_stop", leaf, i + 1)
             i += 1
@@ -167,12 +170,15 @@ class TreeSearch:
             # DONE/FAIL change nothing on the desktop: the state is the parent's, no sandbox needed.
             leaf.obs, leaf.a11y_text, leaf.screenshot = parent.obs, parent.a11y_text, parent.screenshot
         else:
-            async with self.env.fork(parent.action_path()) as lease:
+            # The parent's state is wanted again while it has other children not run yet.
+            keep = any(not c.executed for c in parent.children if c is not leaf)
+            async with self.env.fork(parent.action_path(), keep=keep) as lease:
                 for action in leaf.actions:
                     result = await lease.execute(action)
                     if not result.ok:
                         leaf.error = (result.error or result.output or f"returncode {result.returncode}")[-500:]
                 obs = await lease.observe(accessibility=self.a11y)
+                leaf.restore = dict(lease.restore)
             await self._take_observation(leaf, obs)
             shot = obs.screenshot
         leaf.executed = True
@@ -196,6 +202,7 @@ class TreeSearch:
             "error": leaf.error, "children": children_json(leaf.children) if leaf.expanded else None,
             "table": leaf.a11y_text, "screenshot": leaf.screenshot, "reflections": leaf.reflections,
             "replayed": self.restore.stats.replayed - replayed_before, "sandboxes": self.restore.held,
+            "state_restore": leaf.restore, "fork_off": self.restore.fork_off,
             "restore": self.restore.stats.as_dict(),
             "value_wall_s": round(self.value_fn.wall_s - value_wall, 4),
             "value_calls_s": round(self.value_fn.calls_s - value_calls, 4),

@@ -5,8 +5,14 @@ restorer keeps, per task, a small set of sandboxes (at most `max_sandboxes`), ea
 state (its *cursor*, the actions run since setup). To reach a node it takes the idle sandbox whose
 cursor is the deepest prefix of the node's path (continuing in the sandbox that holds the parent is
 the common case) and replays the missing actions; with no cached ancestor it starts from a fresh
-sandbox at the start state. Afterwards that sandbox's cursor is the node (ExACT's scheme; snapshots
-would be cheaper where a provider has them, replay works everywhere).
+sandbox at the start state. Afterwards that sandbox's cursor is the node (ExACT's scheme).
+
+With `mode` "fork" or "auto" and a provider that can snapshot (vm.types.Forking), a state that a
+lease starts from is snapshotted once when the caller says it may be wanted again (its node
+has children not run yet), and a checkout whose deepest snapshot is deeper than any idle sandbox's cursor forks that
+snapshot instead of replaying (docs/design/fork.md). Snapshots live within `max_snapshots` and
+`snapshot_budget_mb`, least recently used evicted first. A snapshot or fork that fails (an app CRIU
+cannot dump) turns forks off for the task, with the reason kept in `fork_off`; replay goes on.
 
 Sandboxes come from the run's shared pool, so tasks compete for the same capacity:
 - the *home* sandbox is the engine's (env.sandbox); it stays clean for the final replay, like
@@ -30,8 +36,8 @@ from typing import Any, Protocol
 
 import anyio
 
-from harness.base.errors import SandboxError
-from vm.types import ExecResult, Observation, Sandbox
+from harness.base.errors import ConfigError, SandboxError
+from vm.types import ExecResult, Observation, Sandbox, fork_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +118,19 @@ class PoolSource:
         s = self._stats()
         return bool(s is not None and s.waiting > 0)
 
+    # -- forks: the pool's provider snapshots; a fork takes a pool slot like a fresh sandbox -----------
+    async def fork_unavailable(self) -> str | None:
+        return await fork_unavailable(self.pool.provider)
+
+    async def snapshot(self, box: Sandbox) -> Any:
+        return await self.pool.provider.snapshot(box)
+
+    async def fork(self, snapshot: Any, *, timeout: float | None = None) -> Sandbox:
+        return await self.pool.acquire(timeout=timeout, start=lambda: self.pool.provider.fork(snapshot))
+
+    async def drop(self, snapshot: Any) -> None:
+        await self.pool.provider.drop(snapshot)
+
 
 @dataclass
 class RestoreStats:
@@ -128,9 +147,24 @@ class RestoreStats:
     home_borrowed: int = 0  # times the home sandbox had to serve the search
     prefetched: int = 0  # states restored ahead of need (their replays are in `replayed` too)
     prefetch_used: int = 0  # checkouts served by a prefetched sandbox
+    forks: int = 0  # checkouts served by forking a snapshot
+    snapshots: int = 0  # snapshots taken
+    evicted: int = 0  # snapshots dropped to stay within the budget
+    snapshot_s: float = 0.0  # time spent taking snapshots
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> dict[str, float]:
+        out = dict(self.__dict__)
+        out["snapshot_s"] = round(self.snapshot_s, 4)
+        return out
+
+
+RESTORE_MODES = ("replay", "fork", "auto")
+
+
+@dataclass
+class _Snap:
+    snapshot: Any  # vm.types.Snapshot
+    last_used: float = 0.0
 
 
 @dataclass(eq=False)
@@ -141,6 +175,7 @@ class _Slot:
     busy: bool = False
     last_used: float = 0.0
     prefetched: bool = False
+    last_restore: dict[str, Any] = field(default_factory=dict)
 
 
 class Lease:
@@ -151,6 +186,8 @@ class Lease:
         self._slot = slot
         self.path: list[Any] = list(path)
         self.broken = False
+        # How the sandbox got to `path`: hit (already there) | replay | fork | fresh, and the seconds.
+        self.restore: dict[str, Any] = {}
 
     @property
     def sandbox(self) -> Sandbox:
@@ -176,9 +213,18 @@ class StateRestore:
     """Per-task set of sandboxes holding tree states. Use `async with restore.at(path) as lease`."""
 
     def __init__(self, source: SandboxSource, home: Sandbox, *, max_sandboxes: int = 8, settle_s: float = 0.0,
-                 grow_timeout_s: float = 60.0, acquire_timeout_s: float | None = None) -> None:
+                 grow_timeout_s: float = 60.0, acquire_timeout_s: float | None = None, mode: str = "replay",
+                 max_snapshots: int = 16, snapshot_budget_mb: float | None = None) -> None:
         if max_sandboxes < 1:
             raise ValueError(f"max_sandboxes must be >= 1, got {max_sandboxes}")
+        if mode not in RESTORE_MODES:
+            raise ValueError(f"state restore mode must be one of {', '.join(RESTORE_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.max_snapshots = max_snapshots
+        self.snapshot_budget = None if snapshot_budget_mb is None else int(snapshot_budget_mb * 1024 * 1024)
+        self.fork_off: str | None = "state_restore=replay" if mode == "replay" else None
+        self._fork_checked = mode == "replay"
+        self._snaps: dict[tuple[str, ...], _Snap] = {}
         self.source = source
         self.max_sandboxes = max_sandboxes
         self.settle_s = settle_s
@@ -207,10 +253,14 @@ class StateRestore:
 
     # -- leases --------------------------------------------------------------------------------------
     @asynccontextmanager
-    async def at(self, path: Sequence[Any]) -> AsyncIterator[Lease]:
-        """A sandbox whose state is `path` (actions from the start state), for exclusive use."""
-        slot = await self._checkout(list(path))
+    async def at(self, path: Sequence[Any], *, keep: bool = True) -> AsyncIterator[Lease]:
+        """A sandbox whose state is `path` (actions from the start state), for exclusive use.
+
+        `keep`: the state may be wanted again after this lease moves on (its node has children not
+        run yet), so with forks on it is snapshotted before the lease gets it."""
+        slot = await self._checkout(list(path), keep=keep)
         lease = Lease(self, slot, path)
+        lease.restore = slot.last_restore
         ok = False
         try:
             yield lease
@@ -219,22 +269,35 @@ class StateRestore:
             with anyio.CancelScope(shield=True):
                 await self._checkin(slot, ok)
 
-    async def _checkout(self, path: list[Any]) -> _Slot:
+    async def _checkout(self, path: list[Any], *, keep: bool = True) -> _Slot:
         if self._closed:
             raise SandboxError("state restore is closed")
         keys = [action_key(a) for a in path]
         self.stats.checkouts += 1
+        t0 = time.monotonic()
+        forking = await self._forking()
         while True:
+            kind = "replay"
             slot = cached = self._deepest(keys)
+            snap = self._deepest_snapshot(keys) if forking else None
+            if snap is not None and (cached is None or len(snap) > len(cached.keys)):
+                slot = await self._fork_slot(snap)
+                kind = "fork"
+                if slot is None:
+                    slot = cached
+                    kind = "replay"
             if slot is None:
                 slot = await self._fresh_slot()
+                kind = "fresh"
             if slot is not None:
                 break
             await self._changed.wait()  # every slot is leased (concurrent leases): wait for one back
         slot.busy = True
         try:
             missing = path[len(slot.keys):]
-            if not missing and cached is not None:
+            if kind != "fork":
+                kind = "replay" if missing else "hit" if slot is cached else "fresh"
+            if kind == "hit":
                 self.stats.hits += 1
             if cached is not None and cached.prefetched:
                 self.stats.prefetch_used += 1
@@ -245,11 +308,92 @@ class StateRestore:
                 self.stats.replayed += 1
                 if self.settle_s:
                     await anyio.sleep(self.settle_s)
+            restore_s = time.monotonic() - t0
+            if keep and forking and self.fork_off is None and tuple(keys) not in self._snaps:
+                await self._take_snapshot(slot, tuple(keys))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._checkin(slot, False)
             raise
+        slot.last_restore = {"kind": kind, "replayed": len(missing), "seconds": round(restore_s, 4)}
         return slot
+
+    # -- snapshots (forks) -----------------------------------------------------------------------------
+    async def _forking(self) -> bool:
+        """True while this task restores by forking; the provider is asked once."""
+        if not self._fork_checked:
+            self._fork_checked = True
+            check = getattr(self.source, "fork_unavailable", None)
+            why = await check() if check is not None else "the sandbox source cannot fork"
+            if why and self.mode == "fork":
+                raise ConfigError(f"state_restore=fork: sandboxes cannot be forked here: {why} "
+                                  "(use state_restore=auto or replay)")
+            self.fork_off = why
+        return self.fork_off is None
+
+    def _forks_failed(self, why: str) -> None:
+        if self.fork_off is None:
+            log.warning("forks off for this task, replaying instead: %s", why)
+            self.fork_off = why
+
+    def _deepest_snapshot(self, keys: list[str]) -> tuple[str, ...] | None:
+        for n in range(len(keys), -1, -1):
+            if tuple(keys[:n]) in self._snaps:
+                return tuple(keys[:n])
+        return None
+
+    async def _take_snapshot(self, slot: _Slot, keys: tuple[str, ...]) -> None:
+        t0 = time.monotonic()
+        try:
+            snap = await self.source.snapshot(slot.box)  # type: ignore[attr-defined]
+        except SandboxError as e:
+            self._forks_failed(f"snapshot failed: {e}")
+            return
+        finally:
+            self.stats.snapshot_s += time.monotonic() - t0
+        self.stats.snapshots += 1
+        self._snaps[keys] = _Snap(snap, time.monotonic())
+        await self._evict(keep=keys)
+
+    async def _evict(self, keep: tuple[str, ...]) -> None:
+        def over() -> bool:
+            size = sum(s.snapshot.size_bytes for s in self._snaps.values())
+            return len(self._snaps) > self.max_snapshots or (
+                self.snapshot_budget is not None and size > self.snapshot_budget)
+
+        while over() and len(self._snaps) > 1:
+            victim = min((k for k in self._snaps if k != keep), key=lambda k: self._snaps[k].last_used)
+            await self._drop(self._snaps.pop(victim))
+            self.stats.evicted += 1
+
+    async def _drop(self, snap: _Snap) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.source.drop(snap.snapshot)  # type: ignore[attr-defined]
+            except Exception as e:  # a leftover is the provider's to sweep at close
+                log.warning("could not drop a snapshot: %s", e)
+
+    async def _fork_slot(self, keys: tuple[str, ...]) -> _Slot | None:
+        """A slot holding the snapshot's state: a new sandbox when the task may grow, else an idle
+        one of this task's (not the home) replaced by the fork; None when neither is possible."""
+        snap = self._snaps[keys]
+        snap.last_used = time.monotonic()
+        idle = [s for s in self._slots if not s.busy and s is not self._home]
+        grow = len(self._slots) < self.max_sandboxes and self.source.has_free_capacity()
+        if not grow and not idle:
+            return None
+        victim = None if grow else min(idle, key=lambda s: s.last_used)
+        if victim is not None:
+            victim.busy = True
+            self._slots.remove(victim)
+            await self.source.release(victim.box)
+        try:
+            box = await self.source.fork(snap.snapshot, timeout=self.grow_timeout_s)  # type: ignore[attr-defined]
+        except SandboxError as e:
+            self._forks_failed(f"fork failed: {e}")
+            return None
+        self.stats.forks += 1
+        return self._add(_Slot(box, keys=list(keys)))
 
     def _deepest(self, keys: list[str]) -> _Slot | None:
         best: _Slot | None = None
@@ -396,6 +540,9 @@ class StateRestore:
         """Give back every search sandbox (not the home: its owner evaluates and releases it)."""
         self._closed = True
         with anyio.CancelScope(shield=True):
+            snaps, self._snaps = list(self._snaps.values()), {}
+            for snap in snaps:
+                await self._drop(snap)
             slots, self._slots = [s for s in self._slots if s is not self._home], []
             for slot in slots:
                 try:

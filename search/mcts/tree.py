@@ -35,6 +35,7 @@ class Node:
     reflections: list[int] = field(default_factory=list)
     iteration: int | None = None
     error: str | None = None
+    restore: dict[str, Any] | None = None  # how the parent's state was reached: hit/replay/fork/fresh, seconds
     obs: Any = None  # PreparedObservation of this state (memory only)
     a11y_text: str = ""  # the state's accessibility table (memory only; reflection and retrieval)
 
@@ -151,4 +152,5 @@ def node_json(n: Node) -> dict[str, Any]:
         "reflections": n.reflections,
         "response": n.response,
         "error": n.error,
+        "restore": n.restore,
     }

@@ -6,7 +6,8 @@ spaces as hyphens, attribute `name`, states as `st:NAME="true"`, object attribut
 `val:` value, `act:NAME_desc`/`act:NAME_kb` actions. Depth <= 50, children <= 1024 per node; for
 huge tables (a Calc sheet has 2^34 cells) only the cells on screen are listed.
 
-libatspi is not thread-safe and its calls block on D-Bus, so every call runs on one worker thread.
+libatspi is not thread-safe and its calls block on D-Bus, so every call runs on one worker thread,
+which has the desktop user's ids when the server runs as root (user.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import user
 from .protocol import Unavailable
 
 _BASE = "https://accessibility.ubuntu.example.org/ns"
@@ -55,7 +57,8 @@ def _xml_name(raw: str, fallback: str = "unknown") -> str:
 
 class Accessibility:
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="atspi")
+        # As the desktop's user: apps answer AT-SPI calls from their own uid only (see user.py).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="atspi", initializer=user.become_user_on_this_thread)
         self._atspi: Any = None
 
     async def _call(self, fn: Any, *args: Any) -> Any:

@@ -1,4 +1,8 @@
-"""Files in the sandbox: multipart upload (streamed to disk), download, directory trees."""
+"""Files in the sandbox: multipart upload (streamed to disk), download, directory trees.
+
+Every open, mkdir, move and listing runs through user.as_user: with the desktop user's
+permissions, so created files are the user's (see user.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import user
 from .protocol import BadRequest, NotFound
 
 CHUNK = 1024 * 1024
@@ -45,10 +50,9 @@ async def receive_upload(request: web.Request) -> str:
             elif name == "file_data":
                 if target is not None:
                     dest = target
-                    await asyncio.get_running_loop().run_in_executor(None, _make_parent, dest)
+                    await user.as_user(_make_parent, dest)
                 else:
-                    fd, dest = tempfile.mkstemp(prefix=".upload-", dir=HOME)
-                    os.close(fd)
+                    dest = await user.as_user(_spool_file)
                 await _write_part(part, dest)
                 written = dest
             else:
@@ -58,13 +62,21 @@ async def receive_upload(request: web.Request) -> str:
         if written is None:
             raise BadRequest("missing multipart field 'file_data'")
         if written != target:
-            await asyncio.get_running_loop().run_in_executor(None, _move, written, target)
+            await user.as_user(_move, written, target)
             written = target
         return target
+    except PermissionError as e:  # the user may not write there (the server writes as the user)
+        raise BadRequest(f"cannot write {target or e.filename}: permission denied") from e
     finally:
         if written is not None and written != target:
             with contextlib.suppress(OSError):
-                os.unlink(written)
+                await user.as_user(os.unlink, written)
+
+
+def _spool_file() -> str:
+    fd, path = tempfile.mkstemp(prefix=".upload-", dir=HOME)
+    os.close(fd)
+    return path
 
 
 def _make_parent(path: str) -> None:
@@ -80,7 +92,7 @@ def _move(src: str, dest: str) -> None:
 
 async def _write_part(part: Any, dest: str) -> None:
     loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, open, dest, "wb")
+    f = await user.as_user(open, dest, "wb")
     try:
         while True:
             chunk = await part.read_chunk(CHUNK)
@@ -96,7 +108,7 @@ async def send_file(request: web.Request, path: str) -> web.StreamResponse:
     full = resolve(path)
     loop = asyncio.get_running_loop()
     try:
-        f = await loop.run_in_executor(None, open, full, "rb")
+        f = await user.as_user(open, full, "rb")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise NotFound(f"File not found: {path}") from None
     except PermissionError as e:

@@ -2,7 +2,8 @@
 
 asyncio subprocesses keep the server responsive while commands run. Each command starts in its
 own session (process group); on timeout or cancellation the whole group is killed, so a
-`sleep 500 &`-style grandchild does not outlive its request.
+`sleep 500 &`-style grandchild does not outlive its request. Children run as the desktop's user
+when the server runs as root (see user.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import tempfile
 from typing import Any
 
+from . import user
 from .protocol import BadRequest
 
 log = logging.getLogger("guest.procs")
@@ -69,6 +71,7 @@ async def run(argv: list[str], *, timeout: float, cwd: str | None = None) -> dic
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             cwd=cwd or HOME,
+            **user.spawn_kwargs(),
         )
     except OSError as e:
         message = f"cannot run {argv[0]!r}: {e.strerror or e}"
@@ -138,6 +141,7 @@ class Launcher:
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=HOME,
+                **user.spawn_kwargs(),
             )
         except OSError as e:
             raise BadRequest(f"cannot launch {argv[0]!r}: {e.strerror or e}") from e
@@ -159,11 +163,17 @@ class Launcher:
 
 async def run_script(interpreter: str, source: str, suffix: str, *, timeout: float, cwd: str | None) -> dict[str, Any]:
     """Write `source` to a temp file and run it with `interpreter` (for /run_python, /run_bash_script)."""
-    fd, path = tempfile.mkstemp(prefix="guest-", suffix=suffix)
+    # Written as the user (user.as_user): the interpreter runs as the user and must read it.
+    path = await user.as_user(_write_temp, source, suffix)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(source)
         return await run([interpreter, path], timeout=timeout, cwd=cwd)
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            await user.as_user(os.unlink, path)
+
+
+def _write_temp(source: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="guest-", suffix=suffix)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(source)
+    return path

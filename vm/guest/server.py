@@ -2,7 +2,7 @@
 
 Environment: GUEST_LISTEN (`unix:/path`, default unix:/run/guest/guest.sock, or `tcp:HOST:PORT`),
 GUEST_TOKEN (bearer token required on every path) or GUEST_OPEN=1 (no token: OSWorld's own
-clients), DISPLAY. Additions to OSWorld's API: GET /health, bearer auth, JSON errors, an
+clients), DISPLAY, GUEST_RUN_AS (the desktop's user, when the server runs as root: user.py). Additions to OSWorld's API: GET /health, bearer auth, JSON errors, an
 optional `timeout` (seconds) on /execute, /setup/execute, /run_python and /setup/open_file, and
 `/tunnel/{port}/{path}` to services on the sandbox's loopback (see tunnel.py).
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import files, procs, windows
+from . import files, procs, user, windows
 from .a11y import Accessibility
 from .protocol import (
     BadRequest,
@@ -78,7 +78,9 @@ class Guest:
     # -- liveness --
 
     async def health(self, request: web.Request) -> web.Response:
-        """200 only when X answers; says whether the AT-SPI bus is up (its launcher sets AT_SPI_BUS)."""
+        """200 only when X answers; says whether the AT-SPI bus is up (its launcher sets AT_SPI_BUS)
+        and whether the osworld desktop has drawn its bar and dock (CUA_DESKTOP_READY, set by
+        /opt/gnome/mark-ready.py). `?desktop=1` also waits for the latter: 503 until then."""
         try:
             width, height = await self.screen.size()
         except Unavailable as e:
@@ -87,11 +89,18 @@ class Guest:
             atspi = await self.screen.root_property("AT_SPI_BUS") is not None
         except Unavailable:
             atspi = False
+        try:
+            desktop = await self.screen.root_property("CUA_DESKTOP_READY") is not None
+        except Unavailable:
+            desktop = False
+        if request.query.get("desktop") == "1" and not desktop:
+            return error(503, "the desktop has not drawn its bar and dock yet", x=True, atspi=atspi, desktop=False)
         return web.json_response(
             {
                 "status": "ok",
                 "x": True,
                 "atspi": atspi,
+                "desktop": desktop,
                 "display": self.screen.display_name,
                 "screen": {"width": width, "height": height},
                 "uptime_s": round(time.monotonic() - self.started, 3),
@@ -142,7 +151,7 @@ class Guest:
 
     async def list_directory(self, request: web.Request) -> web.Response:
         path = text_field(await fields(request), "path")
-        tree = await asyncio.get_running_loop().run_in_executor(None, files.directory_tree, path)
+        tree = await user.as_user(files.directory_tree, path)
         return web.json_response({"directory_tree": tree})
 
     async def file(self, request: web.Request) -> web.StreamResponse:
@@ -190,7 +199,7 @@ class Guest:
         cwd = text_field(data, "working_dir", required=False)
         if cwd is not None:
             cwd = files.resolve(cwd)
-            if not await asyncio.get_running_loop().run_in_executor(None, os.path.isdir, cwd):
+            if not await user.as_user(os.path.isdir, cwd):
                 raise BadRequest(f"working_dir {cwd!r} is not a directory")
         result = await procs.run_script("/bin/bash", script, ".sh", timeout=timeout, cwd=cwd)
         if result["status"] == "success" and result["returncode"] != 0:
@@ -295,6 +304,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="guest %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     token = _token_from_env()
     listen = os.environ.get("GUEST_LISTEN") or DEFAULT_LISTEN
+    user.configure(os.environ.pop("GUEST_RUN_AS", "") or None)
     # Programs the agent runs must not inherit the server's own module path.
     os.environ.pop("PYTHONPATH", None)
     asyncio.run(serve(listen, token))

@@ -133,10 +133,13 @@ class Tunnel:
             return await self._websocket(request, port, timeout)
         return await self._http(request, port, timeout)
 
-    async def _http(self, request: web.Request, port: int, timeout: float) -> web.Response:
+    async def _http(self, request: web.Request, port: int, timeout: float) -> web.StreamResponse:
+        """Forward one request; the answer is streamed through (a service's 2 GB file is never held
+        here, and the host stops reading at its own cap)."""
         url = _target(request, port, "http")
         body = await request.read()
         where = f"{HOST}:{port}"
+        response: web.StreamResponse | None = None
         try:
             async with self._client().request(
                 request.method,
@@ -146,17 +149,27 @@ class Tunnel:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_S)),
             ) as upstream:
-                payload = await upstream.read()
                 headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE]
-                status = upstream.status
-        except TimeoutError:
-            return _tunnel_error(504, f"{where} in the sandbox did not answer {request.method} {url.path} within {timeout:g} s")
-        except aiohttp.ClientConnectorError as e:
-            return _tunnel_error(502, f"nothing listens on {where} in the sandbox ({_reason(e)})")
-        except aiohttp.ClientError as e:
+                headers.append(("X-Tunnel", "upstream"))
+                response = web.StreamResponse(status=upstream.status, headers=headers)
+                if upstream.content_length is not None and "Content-Encoding" not in upstream.headers:
+                    response.content_length = upstream.content_length  # the host can refuse it unread
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(1 << 16):
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
+            if response is not None:  # mid-body (or the host hung up: it read enough): the status is sent; cutting the connection says it failed
+                log.info("tunnel %s %s cut mid-body: %s", request.method, url.path, _reason(e))
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            if isinstance(e, TimeoutError):
+                return _tunnel_error(504, f"{where} in the sandbox did not answer {request.method} {url.path} within {timeout:g} s")
+            if isinstance(e, aiohttp.ClientConnectorError | ConnectionError):
+                return _tunnel_error(502, f"nothing listens on {where} in the sandbox ({_reason(e)})")
             return _tunnel_error(502, f"{where} in the sandbox failed {request.method} {url.path}: {_reason(e)}")
-        headers.append(("X-Tunnel", "upstream"))
-        return web.Response(status=status, body=payload, headers=headers)
 
     async def _websocket(self, request: web.Request, port: int, timeout: float) -> web.StreamResponse:
         url = _target(request, port, "ws")

@@ -23,7 +23,7 @@ import os
 import re
 import time
 
-from . import procs
+from . import procs, user
 from .files import resolve
 from .protocol import NotFound
 from .screen import Screen
@@ -84,7 +84,7 @@ async def wmctrl(action: str, window_name: str, *, strict: bool, by_class: bool)
 async def open_file(path: str, *, timeout: float, screen: Screen, launcher: procs.Launcher) -> str:
     """xdg-open the file, then wait until a window whose title contains its name exists."""
     full = resolve(path)
-    if not await asyncio.get_running_loop().run_in_executor(None, os.path.exists, full):
+    if not await user.as_user(os.path.exists, full):
         raise NotFound(f"File not found: {path}")
     name = os.path.basename(full.rstrip("/"))
     proc = await launcher.launch(["xdg-open", full])

@@ -76,11 +76,12 @@ def pinned_wheels(image_dir: Path = IMAGE_DIR) -> list[str]:
     return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
 
 
-def context_tar(
-    wheels: list[Path], image_dir: Path = IMAGE_DIR, guest_dir: Path = GUEST_DIR, *, vscode: Path | None = None
-) -> bytes:
+def context_tar(wheels: list[Path], image_dir: Path = IMAGE_DIR, guest_dir: Path = GUEST_DIR,
+                extra: dict[str, bytes] | None = None, *,
+                vscode: Path | None = None) -> bytes:
     """The uncompressed tar Docker's build endpoint takes: context files + app-packages.txt +
-    wheels/ + requirements + the VS Code bundle (vscode_bundle.py) as `vscode.tar.gz`."""
+    wheels/ + requirements + `extra` (context path -> bytes fetched on the host, e.g. fonts) + the
+    VS Code bundle (vscode_bundle.py) as `vscode.tar.gz`."""
     from vm.image.manifest import app_packages  # manifest imports this module
 
     buf = io.BytesIO()
@@ -95,6 +96,8 @@ def context_tar(
             _add(tar, f"wheels/{wheel.name}", wheel.read_bytes(), 0o644)
         requirements = "\n".join(pinned_wheels(image_dir)) + "\n"
         _add(tar, "wheels/requirements.txt", requirements.encode(), 0o644)
+        for name, data in sorted((extra or {}).items()):
+            _add(tar, name, data, 0o644)
         if vscode is not None:
             _add(tar, "vscode.tar.gz", vscode.read_bytes(), 0o644)
     return buf.getvalue()

@@ -1,0 +1,120 @@
+"""Snapshot and fork of live Docker sandboxes (vm/docker_fork.py) on the desktop image.
+
+Needs a Docker daemon started with --experimental and a working CRIU on its PATH (scripts/setup.sh
+provides both on a fresh machine, as in CI); elsewhere these tests skip and say which is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiodocker
+import anyio
+import pytest
+import pytest_asyncio
+
+from harness.base.errors import SandboxError
+from vm.docker import DockerProvider, DockerSandbox
+from vm.docker_fork import gc_snapshots
+from vm.fork_bench import CASES, open_app, same_screen, still_screen
+
+pytestmark = pytest.mark.docker
+
+UNSAVED = "typed before the snapshot"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def forking(docker_provider: DockerProvider) -> DockerProvider:
+    why = await docker_provider.fork_unavailable()
+    if why:
+        pytest.skip(f"forks are off on this machine: {why}")
+    return docker_provider
+
+
+@pytest_asyncio.fixture(scope="module")
+async def editor(forking: DockerProvider) -> AsyncIterator[DockerSandbox]:
+    """A sandbox with a file written before the snapshot and mousepad holding unsaved text."""
+    box = await forking.start()
+    try:
+        await box.upload("/home/user/before.txt", b"written before the snapshot\n")
+        await open_app(box, CASES["text_editor"])
+        yield box
+    finally:
+        await forking.stop(box)
+
+
+async def _saved(box: DockerSandbox, text: str) -> str:
+    await box.execute(f"pyautogui.typewrite({text!r}, interval=0.01)")
+    await box.execute("pyautogui.hotkey('ctrl', 's')")
+    with anyio.move_on_after(20):
+        while True:
+            got = (await box.download("/home/user/fork.txt") or b"").decode()
+            if text in got:
+                return got
+            await anyio.sleep(0.3)
+    return (await box.download("/home/user/fork.txt") or b"").decode()
+
+
+async def test_forks_of_one_snapshot_run_side_by_side_each_in_the_snapshot_state(
+        forking: DockerProvider, editor: DockerSandbox) -> None:
+    shot = await still_screen(editor)
+    snap = await forking.snapshot(editor)
+    assert snap.size_bytes > 10 * 2**20 and snap.source == editor.name
+    forks: list[DockerSandbox] = []
+    try:
+        for _ in range(4):
+            forks.append(await forking.fork(snap))
+        assert len({f.container_id for f in forks} | {editor.container_id}) == 5
+        for f in forks:
+            # The same screen as at snapshot time: the window, its unsaved text (the caret may blink).
+            assert same_screen(shot, await f.guest.screenshot())
+            assert await f.download("/home/user/before.txt") == b"written before the snapshot\n"
+        texts = {}
+
+        async def save(i: int, f: DockerSandbox) -> None:
+            texts[i] = await _saved(f, f" fork{i}")
+
+        async with anyio.create_task_group() as tg:
+            for i, f in enumerate(forks):
+                tg.start_soon(save, i, f)
+        for i in range(len(forks)):
+            # Each fork saved its own file: the unsaved text came along, no other fork's words did.
+            assert UNSAVED in texts[i] and f"fork{i}" in texts[i]
+            assert not any(f"fork{j}" in texts[i] for j in range(len(forks)) if j != i)
+        # The source goes on untouched: its guest answers (reconnected) and nothing was saved there.
+        assert await editor.alive()
+        assert await editor.download("/home/user/fork.txt") is None
+    finally:
+        for f in forks:
+            await forking.stop(f)
+        await forking.drop(snap)
+
+
+async def test_a_dropped_snapshot_cannot_be_forked_but_its_forks_live_on(
+        forking: DockerProvider, editor: DockerSandbox) -> None:
+    snap = await forking.snapshot(editor)
+    fork = await forking.fork(snap)
+    try:
+        await forking.drop(snap)
+        with pytest.raises(SandboxError, match="not held"):
+            await forking.fork(snap)
+        assert await fork.alive()
+        got = await _saved(fork, " after the drop")
+        assert UNSAVED in got and "after the drop" in got
+    finally:
+        await forking.stop(fork)
+
+
+async def test_vm_gc_removes_snapshots_of_dead_runs_and_keeps_live_ones(
+        forking: DockerProvider, editor: DockerSandbox, test_run_id: str) -> None:
+    snap = await forking.snapshot(editor)
+    folder = snap.extra["checkpoint_dir"]
+    async with aiodocker.Docker() as docker:
+        assert await gc_snapshots(docker, test_run_id, stale_only=True) == 0  # its owner (this process) lives
+        assert (await docker.images.inspect(snap.extra["image"]))["Id"]
+        # This one, and any a fork still used when the test above dropped it (freed at close).
+        assert await gc_snapshots(docker, test_run_id) >= 1
+        with pytest.raises(aiodocker.DockerError):
+            await docker.images.inspect(snap.extra["image"])
+    assert not await anyio.Path(folder).exists()
+    await forking.drop(snap)  # already gone: nothing to do, no error

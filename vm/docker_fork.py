@@ -1,0 +1,277 @@
+"""Snapshot and fork Docker sandboxes: `docker commit` for the files, `docker checkpoint` (CRIU) for
+the processes (docs/design/fork.md).
+
+A snapshot is the container's writable layer committed as an image plus a CRIU checkpoint in a
+folder of our own (`--checkpoint-dir`), taken while the container is paused so files and memory
+match. A fork is a new container created from that image with the source's configuration, a new
+name, labels and socket folder, started from the checkpoint: its processes go on where the
+source's were, and the guest server keeps its token. The host's connections to the guest are closed
+before the dump (CRIU cannot dump a socket whose peer is outside the container) and dialled again
+on the next request.
+
+Needs a daemon started with `--experimental` and a working CRIU (4.x on recent kernels) on the
+daemon's PATH; `unavailable()` says which is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiodocker
+import anyio
+import orjson
+
+from harness.base.errors import SandboxError
+from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
+from vm.types import Snapshot
+
+if TYPE_CHECKING:
+    from vm.docker import DockerProvider, DockerSandbox
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_ID = "fork"
+SNAPSHOT_REPO = "cua-harness-snapshot"
+LABEL_SNAPSHOT = "cua-harness.snapshot"
+
+
+def default_snapshot_dir() -> Path:
+    """Checkpoint folders: on disk (they hold tens of MB each), private to this user."""
+    if os.geteuid() == 0:
+        return Path("/var/tmp/cua-harness/snapshots")
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"cua-harness-{os.geteuid()}" / "snapshots"
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What the provider keeps per snapshot; the token stays here, out of Snapshot's repr."""
+
+    image: str
+    folder: Path
+    token: str | None
+
+
+def _criu_check() -> str | None:
+    criu = shutil.which("criu")
+    if criu is None:
+        return "no criu on PATH (scripts/setup.sh builds CRIU 4.x)"
+    try:
+        done = subprocess.run([criu, "check"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"criu check could not run: {e}"
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        return f"criu check failed: {lines[-1] if lines else f'exit {done.returncode}'}"
+    return None
+
+
+async def unavailable(docker: aiodocker.Docker) -> str | None:
+    """Why this Docker engine cannot checkpoint containers, or None when it can."""
+    try:
+        with anyio.fail_after(15.0):
+            info = await docker.system.info()
+    except (aiodocker.DockerError, OSError, TimeoutError) as e:
+        return f"docker info failed: {e}"
+    if not info.get("ExperimentalBuild"):
+        return "the Docker daemon runs without --experimental (docker checkpoint needs it)"
+    return await anyio.to_thread.run_sync(_criu_check)
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+class DockerForks:
+    """The snapshots of one DockerProvider; `provider.snapshot/fork/drop` delegate here."""
+
+    def __init__(self, provider: DockerProvider, root: Path | None = None) -> None:
+        self.provider = provider
+        self.root = root or default_snapshot_dir()
+        self._held: dict[str, _Held] = {}
+        self._why: str | bool | None = False  # False: not checked yet
+        self._root: Path | None = None  # the engine's data root (docker info), for restores
+
+    async def unavailable(self) -> str | None:
+        if self._why is False:
+            self._why = await unavailable(self.provider.docker)
+            if self._why:
+                log.warning("forking sandboxes is off: %s", self._why)
+        return self._why or None
+
+    async def snapshot(self, box: DockerSandbox, *, timeout: float = 120.0) -> Snapshot:
+        why = await self.unavailable()
+        if why:
+            raise SandboxError(f"{box.name}: cannot snapshot: {why}")
+        sid = secrets.token_hex(6)
+        folder = self.root / sid
+        docker = self.provider.docker
+        container = docker.containers.container(box.container_id)
+        t0 = anyio.current_time()
+        await anyio.to_thread.run_sync(lambda: folder.mkdir(mode=0o700, parents=True))
+        image = f"{SNAPSHOT_REPO}:{sid}"
+        paused = False
+        try:
+            await box.guest.disconnect()
+            with anyio.fail_after(timeout):
+                # Paused across commit and dump: the files in the image are the ones the dumped
+                # processes had open (CRIU checks their sizes on restore).
+                await docker._query_json(f"containers/{box.container_id}/pause", "POST")
+                paused = True
+                # Labels for `vm gc`: whose snapshot it is and where its checkpoint lives.
+                labels = {LABEL_SNAPSHOT: sid, LABEL_RUN: self.provider.run_id, LABEL_OWNER: owner_label(),
+                          LABEL_DIR: str(folder)}
+                await container.commit(repository=SNAPSHOT_REPO, tag=sid, pause=False,
+                                       changes=[f'LABEL {k}="{v}"' for k, v in labels.items()])
+                body = {"CheckpointID": CHECKPOINT_ID, "CheckpointDir": str(folder), "Exit": False}
+                await docker._query_json(f"containers/{box.container_id}/checkpoints", "POST",
+                                         data=orjson.dumps(body).decode())
+        except BaseException as e:
+            with anyio.CancelScope(shield=True):
+                await self._remove(image, folder)
+                if paused:
+                    await self._unpause(box)
+            if isinstance(e, aiodocker.DockerError):
+                raise SandboxError(f"{box.name}: checkpoint failed: {criu_reason(e.message)}") from e
+            if isinstance(e, TimeoutError):
+                raise SandboxError(f"{box.name}: snapshot not done within {timeout:.0f}s") from e
+            raise
+        with anyio.CancelScope(shield=True):
+            await self._unpause(box)
+        seconds = anyio.current_time() - t0
+        size = await anyio.to_thread.run_sync(_folder_bytes, folder) + await self._layer_bytes(image)
+        self._held[sid] = _Held(image=image, folder=folder, token=box.spec.token)
+        log.debug("%s: snapshot %s in %.2fs (%d MB)", box.name, sid, seconds, size >> 20)
+        return Snapshot(id=sid, provider=self.provider.name, source=box.name, size_bytes=size,
+                        seconds=seconds, extra={"image": image, "checkpoint_dir": str(folder)})
+
+    async def fork(self, snap: Snapshot) -> DockerSandbox:
+        held = self._held.get(snap.id)
+        if held is None:
+            raise SandboxError(f"snapshot {snap.id} is not held by this provider (dropped, or another provider's)")
+        root = await self._engine_root()
+
+        async def place_checkpoint(container_id: str) -> dict[str, str]:
+            # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not supported"):
+            # the checkpoint goes where the engine keeps the new container's own, hard-linked.
+            target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
+            await anyio.to_thread.run_sync(_link_tree, held.folder / CHECKPOINT_ID, target)
+            return {"checkpoint": CHECKPOINT_ID}
+
+        return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
+                                          extra={"forked_from": snap.id})
+
+    async def _engine_root(self) -> Path:
+        if self._root is None:
+            with anyio.fail_after(15.0):
+                info = await self.provider.docker.system.info()
+            self._root = Path(info["DockerRootDir"])
+        return self._root
+
+    async def drop(self, snap: Snapshot) -> None:
+        held = self._held.pop(snap.id, None)
+        if held is not None:
+            with anyio.CancelScope(shield=True):
+                await self._remove(held.image, held.folder)
+
+    async def aclose(self) -> None:
+        for sid in list(self._held):
+            held = self._held.pop(sid)
+            await self._remove(held.image, held.folder)
+
+    async def _unpause(self, box: DockerSandbox) -> None:
+        try:
+            with anyio.fail_after(30.0):
+                await self.provider.docker._query_json(f"containers/{box.container_id}/unpause", "POST")
+        except (aiodocker.DockerError, TimeoutError) as e:
+            log.warning("%s: unpause after the snapshot failed: %s", box.name, e)
+
+    async def _layer_bytes(self, image: str) -> int:
+        """Bytes the commit added on top of its parent image."""
+        try:
+            with anyio.fail_after(15.0):
+                info = await self.provider.docker.images.inspect(image)
+                parent = info.get("Parent")
+                base = (await self.provider.docker.images.inspect(parent)).get("Size", 0) if parent else 0
+        except (aiodocker.DockerError, TimeoutError):
+            return 0
+        return max(0, int(info.get("Size", 0)) - int(base))
+
+    async def _remove(self, image: str, folder: Path) -> None:
+        """Best effort: the image (forks made from it keep it alive: then it is left to gc) and the folder."""
+        try:
+            with anyio.fail_after(60.0):
+                await self.provider.docker.images.delete(image, force=False)
+        except aiodocker.DockerError as e:
+            if e.status == 409:  # a fork's container still uses it: removed when the fork goes
+                self.provider.orphan_images.add(image)
+            elif e.status != 404:
+                log.warning("could not remove snapshot image %s: %s", image, e.message)
+        except TimeoutError:
+            log.warning("removing snapshot image %s timed out", image)
+        await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+
+
+async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, stale_only: bool = False) -> int:
+    """Remove snapshot images (and their checkpoint folders) left by runs, like `gc_containers`;
+    an image a container still uses is kept. Returns how many were removed."""
+    labels = [LABEL_SNAPSHOT] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
+    with anyio.fail_after(30.0):
+        images = await docker.images.list(filters={"label": labels})
+    removed = 0
+    for image in images:
+        found = image.get("Labels") or {}
+        if stale_only and owner_alive(found.get(LABEL_OWNER)):
+            continue
+        try:
+            with anyio.fail_after(60.0):
+                await docker.images.delete(image["Id"], force=False)
+        except aiodocker.DockerError as e:
+            if e.status != 404:
+                log.info("snapshot image %s kept: %s", image["Id"][:19], e.message)
+                continue
+        removed += 1
+        folder = found.get(LABEL_DIR)
+        if folder and Path(folder).parent.name == "snapshots":
+            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+    return removed
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a checkpoint folder as hard links (no data copied); plain copies across filesystems."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(src, dst, copy_function=os.link)
+    except OSError:
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+
+
+_CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
+
+
+def criu_reason(message: str) -> str:
+    """The engine's error with CRIU's own error lines from the log file it names (runc's message
+    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
+    found = re.search(r"(?:log file: |path= ?)(\S+\.log)", str(message))
+    errors: list[str] = []
+    if found:
+        try:
+            lines = Path(found.group(1)).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [m.group(1).strip() for m in map(_CRIU_ERROR.search, lines)
+                  if m and "RLIMIT_NOFILE" not in m.group(1)]
+    head = _one_line(re.split(r"\s(?:log file:|path=)", str(message))[0])
+    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[-600:]
