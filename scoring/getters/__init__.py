@@ -12,5 +12,6 @@ from scoring.getters import (  # noqa: F401
     rules,
     time_range,
     vlc,
+    vscode,
     wallpaper,
 )

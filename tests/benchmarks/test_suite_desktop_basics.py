@@ -31,7 +31,7 @@ ALLOWED_GETTERS = {"vm_file", "vm_command_line", "vm_command_error", "cloud_file
                    "rule_relativeTime", "accessibility_tree", "list_directory", "vm_screen_size",
                    "content_from_vm_file", "open_tabs_info", "active_tab_info", "active_url_from_accessTree",
                    "bookmarks", "history", "active_tab_html_parse", "active_tab_url_parse", "enable_do_not_track",
-                   "vlc_playing_info", "vlc_config", "vm_window_size"}
+                   "vlc_playing_info", "vlc_config", "vm_window_size", "vscode_config"}
 ALLOWED_METRICS = {"compare_table", "check_include_exclude", "exact_match", "check_direct_json_object",
                    "compare_text_file", "compare_docx_files", "check_list", "is_in_list", "literal_match",
                    "fuzzy_match", "compare_csv", "infeasible", "is_expected_tabs", "is_expected_active_tab",
@@ -43,7 +43,8 @@ ALLOWED_METRICS = {"compare_table", "check_include_exclude", "exact_match", "che
                    "evaluate_presentation_fill_to_rgb_distance",
                    "check_thunderbird_prefs", "check_thunderbird_filter", "check_thunderbird_folder",
                    "is_vlc_playing", "is_vlc_fullscreen", "check_qt_minimal_view",
-                   "check_one_instance_when_started_from_file"}
+                   "check_one_instance_when_started_from_file",
+                   "check_json_settings", "check_json_keybindings", "is_extension_installed", "compare_config"}
 
 
 @pytest.fixture(scope="module")

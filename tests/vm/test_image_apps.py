@@ -26,21 +26,20 @@ from vm.image import context, manifest, write_manifest
 
 REQUIRED_APPS = {
     "chrome", "gimp", "vlc", "thunderbird", "libreoffice_calc", "libreoffice_writer",
-    "libreoffice_impress", "terminal", "text_editor",
+    "libreoffice_impress", "terminal", "text_editor", "vscode",
 }
 
 
 # --- without Docker ---------------------------------------------------------------------------
 
 
-def test_apps_json_declares_osworlds_app_set_and_says_why_vscode_is_missing():
+def test_apps_json_declares_osworlds_app_set_vscode_included():
     apps = manifest.declared_apps()
     assert REQUIRED_APPS <= set(apps)
     for key, spec in apps.items():
         assert spec.key == key and spec.commands and spec.version
     assert "google-chrome" in apps["chrome"].commands and "socat" in apps["chrome"].commands
-    assert "vscode" in manifest.unavailable_apps()
-    assert "Debian" in manifest.unavailable_apps()["vscode"]
+    assert "code" in apps["vscode"].commands and not manifest.unavailable_apps()
 
 
 def test_the_build_context_installs_exactly_the_declared_packages():
@@ -153,7 +152,8 @@ async def test_every_declared_command_exists_and_the_image_manifest_matches_the_
     assert result.ok and "missing" not in result.output, result.output
     inside = json.loads(await box.guest.download("/etc/cua-harness/manifest.json"))
     assert inside == manifest.image_manifest(desktop_image)
-    assert set(inside["apps"]) == set(manifest.declared_apps()) and "vscode" in inside["unavailable"]
+    assert set(inside["apps"]) == set(manifest.declared_apps()) and not inside["unavailable"]
+    assert inside["apps"]["vscode"]["version"].startswith("code-server 4.")
     assert all(info["version"] for info in inside["apps"].values())
 
 

@@ -27,7 +27,7 @@ import aiodocker
 import anyio
 
 from harness.base.errors import SandboxError
-from vm.image import context, debootstrap, dockerapi, fonts, manifest
+from vm.image import context, debootstrap, dockerapi, fonts, manifest, vscode_bundle
 
 HUB_BASE = "debian:bookworm-slim"
 BUILD_TIMEOUT_S = 3600.0
@@ -59,9 +59,10 @@ async def ensure_image(*, debootstrap: bool | None = None, force: bool = False, 
         base = await _choose_base(docker, debootstrap, log)
         wheels = await _wheels(log)
         extra = await fonts.ubuntu_fonts(CACHE_DIR, log)  # the osworld desktop's interface font
+        vscode = await vscode_bundle.vscode_bundle(log)
         started = time.monotonic()
         with anyio.fail_after(BUILD_TIMEOUT_S):
-            await _build(docker, tag, base, wheels, log, nocache=force, extra=extra)
+            await _build(docker, tag, base, wheels, log, nocache=force, extra=extra, vscode=vscode)
         log(f"built {tag} on {base} in {time.monotonic() - started:.0f} s")
         await _cache_manifest(docker, tag, log, refresh=True)
     return tag
@@ -148,9 +149,9 @@ HEARTBEAT_S = 10.0  # inside a long step, echo its latest output line this often
 
 async def _build(
     docker: aiodocker.Docker, tag: str, base: str, wheels: list[Path], log: Log, *, nocache: bool = False,
-    extra: dict[str, bytes] | None = None,
+    extra: dict[str, bytes] | None = None, vscode: Path | None = None,
 ) -> None:
-    tar = await anyio.to_thread.run_sync(functools.partial(context.context_tar, wheels, extra=extra))
+    tar = await anyio.to_thread.run_sync(functools.partial(context.context_tar, wheels, extra=extra, vscode=vscode))
     digest = context.context_hash()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     log_path = CACHE_DIR / f"build-{digest[:12]}.log"

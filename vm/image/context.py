@@ -3,7 +3,7 @@
 The tag is `cua-harness/desktop:<12 hex>` over the Dockerfile, the entrypoint, the files copied into
 the image, the app list (apps.json, which the generated `app-packages.txt` follows), the guest
 server's sources and the pinned wheel list, so editing any of them names a new image (and `ensure_image` builds it), while an unchanged tree reuses the image it has.
-Wheels themselves are not hashed (a rebuild of the same pins may differ in bytes); their pins are.
+Wheels and the VS Code bundle themselves are not hashed (a rebuild of the same pins may differ in bytes); their pins are.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ IMAGE_DIR = Path(__file__).resolve().parent
 GUEST_DIR = IMAGE_DIR.parent / "guest"
 
 # Build-context path -> source (relative to the image folder); directories are walked.
-_IMAGE_FILES = ("Dockerfile", "entrypoint.sh", "wheels.txt", "apps.json", "write_manifest.py")
+_IMAGE_FILES = ("Dockerfile", "entrypoint.sh", "wheels.txt", "vscode.txt", "apps.json", "write_manifest.py")
 # Context paths that must be executable in the image (the tar carries modes; COPY keeps them).
-_EXECUTABLE_PREFIXES = ("files/usr/local/bin/",)
+_EXECUTABLE_PREFIXES = ("files/usr/local/bin/", "files/vscode/bin/")
 _IMAGE_TREES = ("files",)
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
@@ -77,9 +77,11 @@ def pinned_wheels(image_dir: Path = IMAGE_DIR) -> list[str]:
 
 
 def context_tar(wheels: list[Path], image_dir: Path = IMAGE_DIR, guest_dir: Path = GUEST_DIR,
-                extra: dict[str, bytes] | None = None) -> bytes:
+                extra: dict[str, bytes] | None = None, *,
+                vscode: Path | None = None) -> bytes:
     """The uncompressed tar Docker's build endpoint takes: context files + app-packages.txt +
-    wheels/ + requirements + `extra` (context path -> bytes fetched on the host, e.g. fonts)."""
+    wheels/ + requirements + `extra` (context path -> bytes fetched on the host, e.g. fonts) + the
+    VS Code bundle (vscode_bundle.py) as `vscode.tar.gz`."""
     from vm.image.manifest import app_packages  # manifest imports this module
 
     buf = io.BytesIO()
@@ -96,6 +98,8 @@ def context_tar(wheels: list[Path], image_dir: Path = IMAGE_DIR, guest_dir: Path
         _add(tar, "wheels/requirements.txt", requirements.encode(), 0o644)
         for name, data in sorted((extra or {}).items()):
             _add(tar, name, data, 0o644)
+        if vscode is not None:
+            _add(tar, "vscode.tar.gz", vscode.read_bytes(), 0o644)
     return buf.getvalue()
 
 
