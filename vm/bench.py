@@ -155,13 +155,16 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
             all_ready_s = anyio.current_time() - t0
             print(f"{len(boxes)}/{sessions} ready in {all_ready_s:.1f}s", flush=True)
 
-            for box in boxes:  # idle: started, nothing opened yet
-                try:
-                    rss = await provider.memory_bytes(box)
-                    if rss is not None:
-                        m["rss"].append(rss / 2**20)
-                except Exception as e:
-                    failed(f"memory of {box.name}", e)
+            async def memory(key: str) -> None:
+                for box in boxes:
+                    try:
+                        rss = await provider.memory_bytes(box)
+                        if rss is not None:
+                            m[key].append(rss / 2**20)
+                    except Exception as e:
+                        failed(f"memory of {box.name}", e)
+
+            await memory("rss")  # idle: started, nothing opened yet
 
             # Latency on an empty desktop flatters accessibility (the tree is one node): open an
             # editor in every sandbox first, as a task's setup would, and measure with it open.
@@ -212,13 +215,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
                         tg.start_soon(observe_one, box)
                 concurrent_observe_s = anyio.current_time() - s
 
-            for box in boxes:  # for the table only: the footprint with an editor open
-                try:
-                    rss = await provider.memory_bytes(box)
-                    if rss is not None:
-                        m["rss_app"].append(rss / 2**20)
-                except Exception as e:
-                    failed(f"memory of {box.name}", e)
+            await memory("rss_app")  # for the table only: the footprint with an editor open
 
             print(f"resetting {len(boxes)} sandboxes (remove + start fresh) ...", flush=True)
 
