@@ -95,6 +95,7 @@ class TaskContext:
     setup_dir: Path
     _screen: tuple[int, int] | None = None
     notes: list[str] = field(default_factory=list)  # steps that failed without stopping (postconfig windows)
+    phase: str = "config"  # which step list run_setup is in: "config" or "postconfig"
 
     @property
     def assets_dir(self) -> Path | None:

@@ -182,7 +182,11 @@ async def _execute(p: ExecuteParams, guest: Guest, ctx: TaskContext) -> None:
         raise SandboxError(f"`until` condition {until.model_dump(exclude_none=True)} not met within {p.until_timeout:g} s")
 
 
-WINDOW_WAIT_S = 10.0  # a window launched by the step before may still be on its way
+# How long a window step waits for its window. In setup, a window launched by the step before may
+# still be on its way, and some apps take long to draw their first window (VS Code: code-server
+# starts, then a browser app window; 20-60 s on a loaded 2-core host). After the agent acted, a
+# missing window usually means the agent closed it: waiting long there only delays the score.
+WINDOW_WAIT_S = {"config": 90.0, "postconfig": 10.0}
 
 
 class WindowMissing(TaskError):
@@ -195,7 +199,8 @@ async def _activate(p: WindowParams, guest: Guest, ctx: TaskContext) -> None:
     # be (Ctrl+Alt+T then activate "Terminal" 0.5 s later), so wait for it before giving up.
     # Each attempt keeps the guest request's own deadline: a guest that does not answer stays
     # infrastructure (SandboxError), whatever this wait has left.
-    deadline = anyio.current_time() + WINDOW_WAIT_S
+    wait_s = WINDOW_WAIT_S.get(ctx.phase, WINDOW_WAIT_S["postconfig"])
+    deadline = anyio.current_time() + wait_s
     while True:
         try:
             await guest.activate_window(p.window_name, strict=p.strict, by_class=p.by_class)
@@ -204,7 +209,7 @@ async def _activate(p: WindowParams, guest: Guest, ctx: TaskContext) -> None:
             if anyio.current_time() >= deadline:
                 # Not infrastructure: a fresh sandbox would fail the same way.
                 raise WindowMissing(f"activate_window {p.window_name!r}: no such window within "
-                                    f"{WINDOW_WAIT_S:g} s ({e})") from e
+                                    f"{wait_s:g} s ({e})") from e
         await anyio.sleep(0.25)
 
 
@@ -234,6 +239,7 @@ async def run_setup(steps: Sequence[SetupStep | Mapping[str, Any]], guest: Guest
 
     The task's folder is made by the first step that writes into it (most tasks never do: two
     directory creations per task saved, which cost ~0.1-1 ms of CPU each on a slow disk)."""
+    ctx.phase = phase
     for index, raw in enumerate(steps):
         kind = raw.type if isinstance(raw, SetupStep) else str(dict(raw).get("type"))
         where = f"{phase} step {index} ({kind})"
