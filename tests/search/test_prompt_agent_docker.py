@@ -56,7 +56,10 @@ def llm_sim():
 def run_prompt(run_dir: Path, providers: Path, *extra: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", "prompt",
                            "--model", "sim-model", "--providers-file", str(providers), "--tasks", TASK,
-                           "--observation-type", "screenshot_a11y_tree", "--run-dir", str(run_dir), "-q", *extra],
+                           "--observation-type", "screenshot_a11y_tree", "--run-dir", str(run_dir), "-q",
+                           # The light desktop: the osworld one's top-bar clock changes the screenshot
+                           # each minute, and a changed observation is a new request (docs/design/llm.md).
+                           "--desktop", "light", *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((run_dir / "os" / TASK / "result.json").read_text())
