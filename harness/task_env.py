@@ -54,6 +54,13 @@ class SandboxTaskEnv:
         folder = getattr(self._attempt, "dir", None)
         return Path(folder) if folder is not None else None
 
+    async def ready_attempt_dir(self) -> Path | None:
+        """`attempt_dir`, once it exists on disk: a fresh attempt's folder is made write-behind."""
+        ready = getattr(self._attempt, "folder_ready", None)
+        if ready is not None:
+            await ready()
+        return self.attempt_dir
+
     @property
     def sandbox(self) -> Sandbox:
         return self._restore.home if self._restore is not None else self._home

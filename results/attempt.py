@@ -114,6 +114,11 @@ class Attempt:
         self._folder = pending
         await self.hand_over(pending)
 
+    async def folder_ready(self) -> None:
+        """Until this attempt's folder exists (it is made write-behind, by the step writer), for
+        callers that write into it by themselves (a logging.FileHandler, ...)."""
+        await self._folder_ready()
+
     async def _folder_ready(self) -> None:
         if self._folder is not None:
             await self._folder.wait()  # raises if the folder could not be made

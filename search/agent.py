@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.base.errors import ConfigError
@@ -52,6 +53,8 @@ class TaskEnv(Protocol):
         ...
 
     async def write_artifact(self, name: str, data: bytes) -> None: ...
+
+    async def ready_attempt_dir(self) -> Path | None: ...  # the task folder, once on disk (None: none)
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -93,7 +94,8 @@ class OSWorldAgent:
         outcome = Outcome(extra={"predict_calls": 0, "step_errors": []})
         instance = await self._checkout()
         reusable = True  # after an error too: the next task's reset makes it fit again
-        logger, handler = _task_logger(task, env)
+        folder = await env.ready_attempt_dir()
+        logger, handler = _task_logger(task, folder)
         try:
             await self._reset(instance, logger, env)
             if runner["settle_s"]:
@@ -244,11 +246,11 @@ def _vm_ip(env: TaskEnv) -> str | None:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
-def _task_logger(task: Any, env: TaskEnv) -> tuple[logging.Logger, logging.Handler | None]:
-    """Upstream's per-example `runtime_logger`, writing runtime.log in the task folder."""
+def _task_logger(task: Any, folder: Path | None) -> tuple[logging.Logger, logging.Handler | None]:
+    """Upstream's per-example `runtime_logger`, writing runtime.log in the task folder (which must
+    exist: the agent logs from its own thread, at any time)."""
     logger = logging.getLogger(f"desktopenv.example.{task.id}")
     logger.setLevel(logging.DEBUG)
-    folder = getattr(env, "attempt_dir", None)
     if folder is None:
         return logger, None
     handler = logging.FileHandler(folder / "runtime.log", delay=True)  # opened by the first record, in a thread
