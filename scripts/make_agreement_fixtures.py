@@ -157,6 +157,20 @@ XL_SOURCES = ("fill_red.xlsx", "fill_blue.xlsx", "rules_gold.xlsx", "rules_other
 
 # --- documents, slides --------------------------------------------------------------------------
 
+# The 21 conference cities of OSWorld's multi_apps/6f4073b8 as an agent may type them: other case,
+# accents and punctuation than the task's expected list (CITIES_WRONG: row 8 the wrong city).
+CITIES = ["SCOTTSDALE", "Atlanta, GA", "Lake-Tahoe", "Banff", "Beijing", "MONTRÉAL", "San Diego", "Lillé",
+          "Montreal", "San Juan", "New York", "Barcelona", "Toulon", "Sydney", "Long Beach", "Vancouver",
+          "Stockholm", "Montréal", "New Orleans", "Los Angeles", "vancouver"]
+CITIES_WRONG = [*CITIES[:7], "Paris", *CITIES[8:]]
+
+
+def conference_cities(src: Path) -> None:
+    for name, cities in (("cities", CITIES), ("cities_wrong", CITIES_WRONG)):
+        _table(src / f"{name}.xlsx", [["Year", "Conference", "City"],
+                                      *[[2000 + i, f"Conf {i}", c] for i, c in enumerate(cities)]])
+
+
 def _doc(path: Path, *, body: str, font: str = "Liberation Serif", spacing: float = 1.5) -> None:
     import docx
     from docx.enum.text import WD_BREAK
@@ -190,6 +204,28 @@ def documents(src: Path) -> None:
         d.save(src / f"{name}.docx")
 
 
+# OSWorld's libreoffice_writer/6f81754e: "time, train_id, station_id, platform_no" lines, duplicates
+# to remove. TRAIN_GOLD keeps each train's first line.
+TRAINS = ["06:01:10, T101, ADM, 1", "06:03:40, T102, CEN, 2", "06:05:00, T101, WAC, 1",
+          "06:07:25, T103, ADM, 2", "06:09:55, T102, SHW, 2", "06:12:30, T104, CEN, 1"]
+TRAIN_GOLD = [TRAINS[0], TRAINS[1], TRAINS[3], TRAINS[5]]
+
+
+def train_records(src: Path) -> None:
+    import docx
+
+    for name, lines in (("train_initial", TRAINS), ("train_gold", TRAIN_GOLD),
+                        ("train_done", [TRAINS[3], TRAINS[0], TRAINS[5], TRAINS[1]]),  # other order
+                        ("train_dupe", [*TRAIN_GOLD, TRAINS[2]]),  # one duplicate left
+                        ("train_edited", [*TRAIN_GOLD[:3], "06:12:30, T104, CEN, 3"]),  # a line changed
+                        ("train_short", TRAIN_GOLD[:3])):  # a train removed
+        d = docx.Document()
+        for line in lines:
+            d.add_paragraph(line)
+        d.add_paragraph("")
+        d.save(src / f"{name}.docx")
+
+
 def _deck(path: Path, *, title: str, size: int) -> None:
     from pptx import Presentation
     from pptx.util import Pt
@@ -211,6 +247,34 @@ def slides(src: Path) -> None:
     _deck(src / "deck_same.pptx", title="Results", size=24)
     _deck(src / "deck_text.pptx", title="Findings", size=24)
     _deck(src / "deck_size.pptx", title="Results", size=18)
+
+
+def _table_deck(path: Path, *, split: bool) -> None:
+    """A slide with a 2x2 table; with `split` cell (0,0)'s text is two runs of different sizes
+    (LibreOffice keeps them apart), else one run."""
+    from pptx import Presentation
+    from pptx.util import Emu, Pt
+
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "Results"
+    table = slide.shapes.add_table(2, 2, Emu(914400), Emu(1828800), Emu(6096000), Emu(1219200)).table
+    for (r, c), text in {(0, 0): "Region", (0, 1): "Sales", (1, 0): "North", (1, 1): "120"}.items():
+        table.cell(r, c).text = text
+        table.cell(r, c).text_frame.paragraphs[0].runs[0].font.size = Pt(18)
+    if split:
+        para = table.cell(0, 0).text_frame.paragraphs[0]
+        para.runs[0].text = "Reg"
+        extra = para.add_run()
+        extra.text = "ion"
+        extra.font.size = Pt(20)
+    slide.notes_slide.notes_text_frame.text = "Mention the north first."
+    prs.save(path)
+
+
+def table_decks(src: Path) -> None:
+    _table_deck(src / "deck_table_gold.pptx", split=False)
+    _table_deck(src / "deck_table_runs.pptx", split=True)
 
 
 # --- pictures, sound ----------------------------------------------------------------------------
@@ -312,7 +376,8 @@ def main(image: str) -> None:
         src, out = tmp / "in", tmp / "out"
         src.mkdir()
         out.mkdir()
-        builders: list[Callable[[Path], None]] = [spreadsheets, pivots, documents, slides, pictures, sounds]
+        builders: list[Callable[[Path], None]] = [spreadsheets, conference_cities, pivots, documents, train_records,
+                                                  slides, table_decks, pictures, sounds]
         for build in builders:
             build(src)
         (src / "fx.scm").write_text(GIMP)

@@ -11,6 +11,8 @@ from docx.enum.text import WD_PARAGRAPH_ALIGNMENT
 from lxml import etree
 from rapidfuzz import fuzz
 
+from harness.base.errors import TaskError
+from scoring.badinput import load
 from scoring.registry import metric
 
 _ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
@@ -150,3 +152,26 @@ def has_page_numbers_in_footers(path: str) -> float:
         if not any(ch.isdigit() for ch in (paragraphs[0].text if paragraphs else "")):
             return 0.0
     return 1.0
+
+
+def _record_lines(path: str) -> list[str]:
+    """The non-blank paragraphs of a docx, stripped."""
+    return [t for p in load(Document, path, "docx").paragraphs if (t := p.text.strip())]
+
+
+def _train_ids(lines: list[str]) -> list[str]:
+    """Field 2 of each line of exactly four comma-separated fields (time, train, station, platform)."""
+    return [fields[1].strip() for line in lines if len(fields := line.split(",")) == 4]
+
+
+@metric("compare_unique_train_records")
+def compare_unique_train_records(path: str, expected: list[str]) -> float:
+    """The duplicate train records are gone: every line was in the original, no train id twice,
+    the same ids and number of lines as the gold (expected = [gold docx, original docx])."""
+    if not isinstance(expected, list) or len(expected) < 2:
+        raise TaskError("compare_unique_train_records: expected must give [gold docx, original docx]")
+    lines, gold = _record_lines(path), _record_lines(expected[0])
+    original = set(_record_lines(expected[1]))
+    ids = _train_ids(lines)
+    return float(set(lines) <= original and len(ids) == len(set(ids))
+                 and set(ids) == set(_train_ids(gold)) and len(lines) == len(gold))

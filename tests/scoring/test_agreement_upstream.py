@@ -20,11 +20,13 @@ import pymupdf
 import pytest
 from rapidfuzz import fuzz
 
+from harness.base.errors import TaskError
 from scoring.metrics.archives import compare_epub
 from scoring.metrics.docs import (
     compare_docx_files,
     compare_font_names,
     compare_line_spacing,
+    compare_unique_train_records,
     contains_page_break,
     is_first_line_centered,
 )
@@ -37,6 +39,8 @@ from scoring.metrics.media import compare_audios
 from scoring.metrics.pdf import compare_pdfs
 from scoring.metrics.slides import compare_pptx_files
 from scoring.metrics.table import compare_table
+from scoring.metrics.table_checks import compare_conference_city_in_order
+from scoring.registry import check_metric
 
 FIX = Path(__file__).parents[1] / "fixtures" / "agreement"
 
@@ -237,6 +241,22 @@ def test_sheet_name_and_row_props() -> None:
     assert table("rules_same.xlsx", "rules_gold.xlsx", rows) == 1.0
 
 
+# OSWorld's multi_apps/6f4073b8 rules, as its task file gives them
+CITY_RULES = {"expected": [
+    "Scottsdale", "Atlanta", ["Lake Tahoe", "Stateline"], ["Banff", "Alberta's Rockies", "Alberta\u2019s Rockies"],
+    "Beijing", ["Montreal", "Montr\u00e9al"], "San Diego", "Lille", ["Montreal", "Montr\u00e9al"], "San Juan",
+    ["New York", "New York City", "NYC"], "Barcelona", "Toulon", "Sydney", ["Los Angeles", "Long Beach", "LA"],
+    "Vancouver", "Stockholm", ["Montreal", "Montr\u00e9al"], "New Orleans", ["Los Angeles", "Long Beach", "LA"],
+    "Vancouver"]}
+
+
+def test_conference_cities_ignore_accents_case_and_punctuation() -> None:
+    # upstream drops accents, lower-cases and turns punctuation runs into a space on both sides,
+    # then looks for an accepted name inside the cell: SCOTTSDALE, Lake-Tahoe, MONTRÉAL, Lillé pass
+    assert compare_conference_city_in_order(f("cities.xlsx"), CITY_RULES) == 1.0
+    assert compare_conference_city_in_order(f("cities_wrong.xlsx"), CITY_RULES) == 0.0  # Paris for Lille
+
+
 # --- documents, slides, PDFs ------------------------------------------------------------------
 
 def test_compare_docx_files_on_libreoffice_documents() -> None:
@@ -256,10 +276,70 @@ def test_docx_checks_on_libreoffice_documents() -> None:
     assert is_first_line_centered(f("doc_gold.docx")) == 0.0  # the heading is left-aligned
 
 
+def test_compare_unique_train_records_on_libreoffice_documents() -> None:
+    # libreoffice_writer/6f81754e: expected = [gold, original]; upstream needs every line from the
+    # original, no train id twice, the gold's set of ids and its number of lines (order free)
+    def score(name: str) -> float:
+        return compare_unique_train_records(f(f"train_{name}.docx"), [f("train_gold.docx"), f("train_initial.docx")])
+
+    assert score("gold") == 1.0
+    assert score("done") == 1.0  # the same lines in another order
+    assert score("dupe") == 0.0  # T101 still twice
+    assert score("edited") == 0.0  # a platform number changed: a line not in the original
+    assert score("short") == 0.0  # T104 removed too
+    assert score("initial") == 0.0  # nothing done
+    # ours only: a task giving one expected file is the task's error (upstream: a silent 0)
+    with pytest.raises(TaskError, match="gold docx, original docx"):
+        compare_unique_train_records(f("train_gold.docx"), f("train_gold.docx"))  # type: ignore[arg-type]
+
 def test_compare_pptx_files_on_libreoffice_decks() -> None:
     assert compare_pptx_files(f("deck_same.pptx"), f("deck_gold.pptx")) == 1.0
     assert compare_pptx_files(f("deck_text.pptx"), f("deck_gold.pptx")) == 0.0  # a title's text
     assert compare_pptx_files(f("deck_size.pptx"), f("deck_gold.pptx")) == 0.0  # run font sizes
+
+
+def test_compare_pptx_files_run_count_in_table_cells() -> None:
+    # A table cell's text as two runs (18 and 20 pt) against one. Upstream compares a cell's run
+    # count under examine_run_count (default true; libreoffice_impress/b8adbc24 sets it false),
+    # then bold/italic/underline/colour of the runs zip pairs: sizes are not compared in tables.
+    runs, gold = f("deck_table_runs.pptx"), f("deck_table_gold.pptx")
+    assert compare_pptx_files(runs, gold) == 0.0
+    assert compare_pptx_files(runs, gold, examine_run_count=False) == 1.0
+    assert check_metric("compare_pptx_files", {"examine_run_count": False}) == []
+
+
+def test_compare_pptx_files_accepts_upstreams_note_option() -> None:
+    # libreoffice_impress/7ae48c60 carries "_note", an author's comment upstream never reads
+    opts = {"_note": "examine_shape=False is REQUIRED for examine_modify_height", "examine_modify_height": True,
+            "examine_shape": False}
+    assert check_metric("compare_pptx_files", opts) == []
+    assert compare_pptx_files(f("deck_table_runs.pptx"), f("deck_table_gold.pptx"), **opts) == 0.0
+    assert compare_pptx_files(f("deck_table_gold.pptx"), f("deck_table_gold.pptx"), **opts) == 1.0
+    assert check_metric("compare_pptx_files", {"examine_shapes": False}) == [
+        "metric:compare_pptx_files[unknown option examine_shapes]"]
+
+
+def test_compare_pptx_files_blank_paragraphs_compare_no_runs(tmp_path: Path) -> None:
+    # python-pptx-made (LibreOffice drops empty runs when it saves): a gold whose blank paragraph
+    # holds an empty run, as scripts that make gold files leave it, against one without. Upstream
+    # compares only runs with text when both paragraphs are blank: equal.
+    from pptx import Presentation
+    from pptx.util import Emu, Pt
+
+    def deck(path: Path, *, empty_run: bool) -> str:
+        prs = Presentation()
+        slide = prs.slides.add_slide(prs.slide_layouts[6])
+        frame = slide.shapes.add_textbox(Emu(914400), Emu(914400), Emu(4572000), Emu(914400)).text_frame
+        frame.text = "Agenda"
+        blank = frame.add_paragraph()
+        if empty_run:
+            blank.add_run().font.size = Pt(30)
+        prs.save(path)
+        return str(path)
+
+    with_run, without = deck(tmp_path / "a.pptx", empty_run=True), deck(tmp_path / "b.pptx", empty_run=False)
+    assert compare_pptx_files(with_run, without) == 1.0
+    assert compare_pptx_files(without, with_run) == 1.0
 
 
 def _pdf_text(path: str) -> str:
