@@ -9,6 +9,11 @@ set -eu
 log="$XDG_RUNTIME_DIR"
 cd "$HOME"  # what the dock, Ctrl+Alt+T and the shell start in
 
+# Ready once the bar and dock are up and Ctrl+Alt+T works (mark-ready.py); sandboxes of this
+# desktop are handed out only then (vm/docker.py asks /health?desktop=1), so no task starts on a
+# black screen or presses keys nobody listens to. First: it watches the session bus for the key grab.
+python3 /opt/gnome/mark-ready.py >"$log/mark-ready.log" 2>&1 &
+
 # XSETTINGS for GTK apps (Yaru theme and icons, Ubuntu font, animations off) from the same
 # gsettings the shell reads. Of the settings daemon's plugins only this and media-keys run: power,
 # lock, housekeeping and the rest stay off (no blanking, no suspend, no pop-ups).
@@ -20,7 +25,4 @@ cd "$HOME"  # what the dock, Ctrl+Alt+T and the shell start in
 export LIBGL_ALWAYS_SOFTWARE=1 LP_NUM_THREADS=1
 gnome-shell --x11 --replace --sm-disable --mode=ubuntu >"$log/gnome-shell.log" 2>&1 &
 shell=$!
-# Ready once the bar and dock are up (mark-ready.py); sandboxes of this desktop are handed out
-# only then (vm/docker.py asks /health?desktop=1), so no task starts on a black screen.
-python3 /opt/gnome/mark-ready.py >"$log/mark-ready.log" 2>&1 &
 wait "$shell"
