@@ -96,6 +96,9 @@ class OSWorldSettings(BaseModel):
     def sandbox_extra(self, inspect: dict[str, Any]) -> dict[str, Any]:
         return {"ports": self.host_ports(inspect)}
 
+    def ready_update(self) -> dict[str, Any] | None:
+        return None  # the VM's resources are its own (CPU_CORES, RAM_SIZE)
+
     def guest_client(self, spec: Any, inspect: dict[str, Any]) -> GuestClient:
         port = self.host_ports(inspect)["server"]
         return GuestClient(

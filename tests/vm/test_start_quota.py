@@ -1,0 +1,37 @@
+"""A sandbox starts with a larger CPU quota (GNOME Shell's start is CPU-bound) and runs with `cpus`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vm.docker import DockerSettings, SandboxSpec
+
+
+def _nano_cpus(settings: DockerSettings, tmp_path: Path) -> int:
+    spec = SandboxSpec(sid="s", name="cua-s", token="t", host_dir=tmp_path, labels={})
+    return settings.container_config(spec, "img")["HostConfig"]["NanoCpus"]
+
+
+def test_the_container_starts_with_the_start_quota_and_drops_to_cpus_when_ready(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    settings = DockerSettings(cpus=1.5)
+    assert _nano_cpus(settings, tmp_path) == 3 * 10**9  # twice cpus while starting
+    assert settings.ready_update() == {"NanoCpus": 1_500_000_000}
+
+
+@pytest.mark.parametrize(("host", "cpus", "start"), [(2, 1.0, 2.0), (2, 2.0, 2.0), (1, 1.0, 1.0), (3, 2.0, 3.0)])
+def test_the_default_start_quota_never_exceeds_the_host(tmp_path, monkeypatch, host, cpus, start):
+    monkeypatch.setattr("os.cpu_count", lambda: host)
+    settings = DockerSettings(cpus=cpus)
+    assert _nano_cpus(settings, tmp_path) == int(start * 1e9)
+    # Nothing to change once ready when the two quotas are the same.
+    assert settings.ready_update() == (None if start == cpus else {"NanoCpus": int(cpus * 1e9)})
+
+
+def test_an_explicit_start_quota_wins(tmp_path):
+    settings = DockerSettings(cpus=1.0, start_cpus=1.0)
+    assert _nano_cpus(settings, tmp_path) == 10**9 and settings.ready_update() is None
+    with pytest.raises(ValueError, match="start_cpus"):
+        DockerSettings(start_cpus=0)
