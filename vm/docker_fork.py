@@ -96,6 +96,10 @@ class DockerForks:
         self.provider = provider
         self.root = root or default_snapshot_dir()
         self._held: dict[str, _Held] = {}
+        # Forks being restored per snapshot: their checkpoints link to its files, so a snapshot
+        # dropped meanwhile is removed only once the last of them is done (`_dropped`).
+        self._starting: dict[str, int] = {}
+        self._dropped: dict[str, _Held] = {}
         self._why: str | bool | None = False  # False: not checked yet
         self._root: Path | None = None  # the engine's data root (docker info), for restores
 
@@ -160,13 +164,24 @@ class DockerForks:
 
         async def place_checkpoint(container_id: str) -> dict[str, str]:
             # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not supported"):
-            # the checkpoint goes where the engine keeps the new container's own, hard-linked.
+            # the checkpoint goes where the engine keeps the new container's own, as symlinks.
             target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
-            await anyio.to_thread.run_sync(_link_tree, held.folder / CHECKPOINT_ID, target)
+            await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target)
             return {"checkpoint": CHECKPOINT_ID}
 
-        return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
-                                          extra={"forked_from": snap.id})
+        self._starting[snap.id] = self._starting.get(snap.id, 0) + 1
+        try:
+            return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
+                                              extra={"forked_from": snap.id})
+        finally:
+            # Restored (or failed): this fork no longer reads the snapshot's files.
+            self._starting[snap.id] -= 1
+            if not self._starting[snap.id]:
+                del self._starting[snap.id]
+                later = self._dropped.pop(snap.id, None)
+                if later is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self._remove(later.image, later.folder)
 
     async def _engine_root(self) -> Path:
         if self._root is None:
@@ -177,13 +192,20 @@ class DockerForks:
 
     async def drop(self, snap: Snapshot) -> None:
         held = self._held.pop(snap.id, None)
-        if held is not None:
-            with anyio.CancelScope(shield=True):
-                await self._remove(held.image, held.folder)
+        if held is None:
+            return
+        if self._starting.get(snap.id):
+            self._dropped[snap.id] = held  # a fork is being restored from its files: the last one removes it
+            return
+        with anyio.CancelScope(shield=True):
+            await self._remove(held.image, held.folder)
 
     async def aclose(self) -> None:
         for sid in list(self._held):
             held = self._held.pop(sid)
+            await self._remove(held.image, held.folder)
+        for sid in list(self._dropped):
+            held = self._dropped.pop(sid)
             await self._remove(held.image, held.folder)
 
     async def _unpause(self, box: DockerSandbox) -> None:
@@ -244,14 +266,25 @@ async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, s
     return removed
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    """Copy a checkpoint folder as hard links (no data copied); plain copies across filesystems."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copytree(src, dst, copy_function=os.link)
-    except OSError:
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst)
+# Relative links that climb to "/" from wherever containerd extracts the checkpoint (".." at "/"
+# stays there). Not absolute: the restored processes read their pages after CRIU moved them into
+# the container's root, where an absolute path names the container's files, while ".." from the
+# image folder (opened outside that root) walks the host's tree.
+_UP = "../" * 32
+
+
+def _link_checkpoint(src: Path, dst: Path) -> None:
+    """The snapshot's checkpoint in a new container's folder as absolute symlinks to its files.
+
+    Docker tars that folder into containerd's content store and the runc shim extracts it again
+    before `runc restore`: with symlinks the tar carries a few KB instead of the images (tens to
+    hundreds of MB), and CRIU, on the host, reads them in place. CRIU only reads images on restore
+    (it writes its log and stats to the work folder; `auto-dedup`, which punches holes into
+    pages-*.img, is off), so any number of forks share them. Removing the container removes the
+    links, not the files."""
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).symlink_to(_UP + str(f.resolve()).lstrip("/"))
 
 
 _CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")

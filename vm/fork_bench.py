@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import statistics
 import sys
 import time
@@ -126,6 +127,27 @@ CASES = {
 }
 
 
+_CRIU_STAMP = re.compile(rb"^\((\d+\.\d+)\)", re.M)
+
+
+def criu_restore_times(container_id: str, since: float) -> dict[str, float]:
+    """Where a fork's seconds went, from CRIU's restore log (Docker's own containerd keeps it in the
+    task's work folder while the container runs): `criu_start_s` from the fork call to CRIU's start,
+    `criu_s` CRIU's restore itself (its last timestamp). Empty when the log is not there."""
+    found = list(Path("/run/docker/containerd/daemon").glob(f"io.containerd.runtime.v2.task/*/{container_id}/work/restore.log"))
+    if not found:
+        return {}
+    try:
+        stamps = _CRIU_STAMP.findall(found[0].read_bytes())
+        end = found[0].stat().st_mtime
+    except OSError:
+        return {}
+    if not stamps:
+        return {}
+    criu = float(stamps[-1])
+    return {"criu_start_s": round(end - criu - since, 3), "criu_s": round(criu, 3)}
+
+
 def diff_pixels(a: bytes, b: bytes) -> tuple[int, tuple[int, int, int, int] | None]:
     """(pixels that differ, their bounding box) between two PNG screenshots."""
     from PIL import Image, ImageChops
@@ -186,7 +208,7 @@ async def measure_app(provider: Any, case: AppCase, forks: int) -> dict[str, Any
         out.update(snapshot_s=round(snap.seconds, 3), size_mb=round(snap.size_bytes / 2**20, 1))
         rows = []
         for i in range(forks):
-            t0 = time.monotonic()
+            t0, wall0 = time.monotonic(), time.time()
             try:
                 fork = await provider.fork(snap)
             except SandboxError as e:
@@ -197,7 +219,8 @@ async def measure_app(provider: Any, case: AppCase, forks: int) -> dict[str, Any
             after = await fork.guest.screenshot()
             pixels, box_ = diff_pixels(shot, after)
             why = await case.alive(fork, i)
-            rows.append({"fork_s": round(seconds, 3), "diff_pixels": pixels, "diff_box": box_,
+            rows.append({"fork_s": round(seconds, 3), **criu_restore_times(fork.container_id, wall0),
+                         "diff_pixels": pixels, "diff_box": box_,
                          "same_screen": same_screen(shot, after), "alive": not why, "why": why})
             await provider.stop(fork)
         out["forks"] = rows
@@ -271,11 +294,14 @@ def _print_row(row: dict[str, Any]) -> None:
     forks = row.get("forks") or []
     times = [f["fork_s"] for f in forks]
     p50 = f"{statistics.median(times):.2f}" if times else "-"
+    starts, criu = [f["criu_start_s"] for f in forks if "criu_s" in f], [f["criu_s"] for f in forks if "criu_s" in f]
+    split = (f" (CRIU starts at {statistics.median(starts):.2f}s, restores in {statistics.median(criu):.2f}s)"
+             if criu else "")
     diff = max((f["diff_pixels"] for f in forks), default="-")
     same = f"{sum(f['same_screen'] for f in forks)}/{len(forks)}" if forks else "-"
     alive = f"{sum(f['alive'] for f in forks)}/{len(forks)}" if forks else "-"
     print(f"{row['app']:<12} snapshot {row.get('snapshot_s', '-')!s:>6}s {row.get('size_mb', '-')!s:>6} MB  "
-          f"fork p50 {p50:>5}s  same screen {same} (max diff px {diff!s})  alive {alive}"
+          f"fork p50 {p50:>5}s{split}  same screen {same} (max diff px {diff!s})  alive {alive}"
           + (f"  ERROR {row['error'][:300]}" if row.get("error") else "")
           + "".join(f"  [{f['why']}]" for f in forks if f["why"]), flush=True)
 
