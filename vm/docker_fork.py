@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,7 @@ class DockerForks:
         # dropped meanwhile is removed only once the last of them is done (`_dropped`).
         self._starting: dict[str, int] = {}
         self._dropped: dict[str, _Held] = {}
+        self._since: dict[str, float] = {}  # when the first of the forks now starting began
         self._why: str | bool | None = False  # False: not checked yet
         self._root: Path | None = None  # the engine's data root (docker info), for restores
 
@@ -160,17 +162,20 @@ class DockerForks:
         held = self._held.get(snap.id)
         if held is None:
             raise SandboxError(f"snapshot {snap.id} is not held by this provider (dropped, or another provider's)")
-        root = await self._engine_root()
-
-        async def place_checkpoint(container_id: str) -> dict[str, str]:
-            # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not supported"):
-            # the checkpoint goes where the engine keeps the new container's own, as symlinks.
-            target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
-            await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target)
-            return {"checkpoint": CHECKPOINT_ID}
-
+        # Counted before the first await: a drop from here on waits for this fork.
+        if not self._starting.get(snap.id):
+            self._since[snap.id] = time.time()
         self._starting[snap.id] = self._starting.get(snap.id, 0) + 1
         try:
+            root = await self._engine_root()
+
+            async def place_checkpoint(container_id: str) -> dict[str, str]:
+                # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not
+                # supported"): the checkpoint goes where the engine keeps the container's own, as links.
+                target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
+                await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target, container_id)
+                return {"checkpoint": CHECKPOINT_ID}
+
             return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
                                               extra={"forked_from": snap.id})
         finally:
@@ -178,9 +183,12 @@ class DockerForks:
             self._starting[snap.id] -= 1
             if not self._starting[snap.id]:
                 del self._starting[snap.id]
-                later = self._dropped.pop(snap.id, None)
-                if later is not None:
-                    with anyio.CancelScope(shield=True):
+                since = self._since.pop(snap.id)
+                with anyio.CancelScope(shield=True):
+                    # Only now: a fork still being restored reads through its own extracted links.
+                    await anyio.to_thread.run_sync(remove_containerd_copies, held.folder / CHECKPOINT_ID, since)
+                    later = self._dropped.pop(snap.id, None)
+                    if later is not None:
                         await self._remove(later.image, later.folder)
 
     async def _engine_root(self) -> Path:
@@ -266,6 +274,37 @@ async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, s
     return removed
 
 
+# Where containerd (1.6, as Docker 20.10 runs it) extracts a checkpoint to restore: its temporary
+# folder, as dockerd started it (scripts/setup.sh: no TMPDIR).
+CONTAINERD_TMP = Path("/tmp")
+
+
+def remove_containerd_copies(images: Path, since: float) -> int:
+    """Remove the folders containerd extracted our forks' checkpoints into; returns how many.
+
+    containerd 1.6 never removes the `ctrd-checkpoint*` folder it extracts a checkpoint into
+    before a restore (containerd#10166): with hard links that was a full copy of the images per
+    fork (13 GB in /tmp here after a day of tests), with our links it is a few hundred KB. Ours are
+    the ones made since `since` whose inventory.img reads the same as the snapshot's (it links
+    there). Call it only when no fork of that snapshot is being restored. Best effort: a folder we
+    cannot read or remove (another user's engine) is left."""
+    removed = 0
+    try:
+        mine = (images / "inventory.img").read_bytes()
+        candidates = list(CONTAINERD_TMP.glob("ctrd-checkpoint*"))
+    except OSError:
+        return 0
+    for folder in candidates:
+        try:
+            if folder.stat().st_mtime < since - 2.0 or (folder / "inventory.img").read_bytes() != mine:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 # Relative links that climb to "/" from wherever containerd extracts the checkpoint (".." at "/"
 # stays there). Not absolute: the restored processes read their pages after CRIU moved them into
 # the container's root, where an absolute path names the container's files, while ".." from the
@@ -273,7 +312,7 @@ async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, s
 _UP = "../" * 32
 
 
-def _link_checkpoint(src: Path, dst: Path) -> None:
+def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
     """The snapshot's checkpoint in a new container's folder as absolute symlinks to its files.
 
     Docker tars that folder into containerd's content store and the runc shim extracts it again
@@ -281,10 +320,15 @@ def _link_checkpoint(src: Path, dst: Path) -> None:
     hundreds of MB), and CRIU, on the host, reads them in place. CRIU only reads images on restore
     (it writes its log and stats to the work folder; `auto-dedup`, which punches holes into
     pages-*.img, is off), so any number of forks share them. Removing the container removes the
-    links, not the files."""
+    links, not the files.
+
+    Plus a file naming the fork, which CRIU ignores: dockerd stores the tar under its digest and
+    fails a second upload of the same digest still in flight ("commit failed: content ...: already
+    exists"), so forks of one snapshot started at once need tars that differ."""
     dst.mkdir(parents=True)
     for f in src.iterdir():
         (dst / f.name).symlink_to(_UP + str(f.resolve()).lstrip("/"))
+    (dst / "cua-fork-id").write_text(fork_id)
 
 
 _CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
