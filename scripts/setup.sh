@@ -66,9 +66,9 @@ install_criu() {
 }
 # The folders CRIU scans to name the inotify watches desktop apps hold (force-irmap below). Watches
 # outside them and CRIU's own hints (/etc, /var/log, ...) stop a snapshot with "fsnotify: Can't
-# dump that handle". The GNOME ones (fonts, poppler, thumbnailers, gsd's gtk-modules, polkitd's rules.d) were found by
-# listing the watches of an osworld sandbox's processes (docs/design/fork.md). Kept small: CRIU
-# walks each folder's whole tree on a miss.
+# dump that handle". The osworld desktop's (polkitd's rules.d; gsd-xsettings' fonts and poppler;
+# thumbnailers; gsd's gtk-modules) were found by listing its processes' watches
+# (docs/design/fork.md). Kept small: CRIU walks a folder's whole tree on a miss.
 criu_scan_paths=(
   /usr/share/dbus-1 /usr/share/applications /usr/local/share /usr/share/zoneinfo
   /usr/share/fonts /usr/share/poppler /usr/share/thumbnailers /usr/lib/gnome-settings-daemon-3.0

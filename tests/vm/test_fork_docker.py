@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiodocker
@@ -26,15 +27,20 @@ pytestmark = pytest.mark.docker
 UNSAVED = "typed before the snapshot"
 
 
+@asynccontextmanager
+async def _forking(settings: DockerSettings, desktop: str, run_id: str) -> AsyncIterator[DockerProvider]:
+    async with DockerProvider(settings.model_copy(update={"desktop": desktop}), run_id=run_id) as provider:
+        why = await provider.fork_unavailable()
+        if why:
+            pytest.skip(f"forks are off on this machine: {why}")
+        yield provider
+
+
 @pytest_asyncio.fixture(scope="module")
 async def forking(docker_settings: DockerSettings, test_run_id: str) -> AsyncIterator[DockerProvider]:
     # The light desktop: these tests start many forks, which restore about twice as fast there; the
     # osworld desktop has its own test below.
-    async with DockerProvider(docker_settings.model_copy(update={"desktop": "light"}),
-                              run_id=test_run_id) as provider:
-        why = await provider.fork_unavailable()
-        if why:
-            pytest.skip(f"forks are off on this machine: {why}")
+    async with _forking(docker_settings, "light", test_run_id) as provider:
         yield provider
 
 
@@ -148,11 +154,7 @@ async def test_vm_gc_removes_snapshots_of_dead_runs_and_keeps_live_ones(
 
 @pytest_asyncio.fixture(scope="module")
 async def gnome(docker_settings: DockerSettings, test_run_id: str) -> AsyncIterator[DockerProvider]:
-    async with DockerProvider(docker_settings.model_copy(update={"desktop": "osworld"}),
-                              run_id=test_run_id) as provider:
-        why = await provider.fork_unavailable()
-        if why:
-            pytest.skip(f"forks are off on this machine: {why}")
+    async with _forking(docker_settings, "osworld", test_run_id) as provider:
         yield provider
 
 
