@@ -313,7 +313,7 @@ _UP = "../" * 32
 
 
 def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
-    """The snapshot's checkpoint in a new container's folder as absolute symlinks to its files.
+    """The snapshot's checkpoint in a new container's folder as links to its files (`_UP`).
 
     Docker tars that folder into containerd's content store and the runc shim extracts it again
     before `runc restore`: with symlinks the tar carries a few KB instead of the images (tens to

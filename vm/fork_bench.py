@@ -7,7 +7,8 @@ screenshot right after the fork compared with the one at snapshot time (pixels t
 whether the app is alive: it takes input and, where it can save, saves and the file reads back
 with both the pre-snapshot input and the fork's own. `--side-by-side N`: N forks of the text
 editor's snapshot at once, each saving its own file. An app whose snapshot or fork fails is listed
-with CRIU's reason: tree search replays for such a task (state_restore=auto).
+with CRIU's reason: tree search replays for such a task (state_restore=auto). `--desktop`: the
+osworld desktop (GNOME Shell, the default sandbox) or the light one (Xvfb + openbox).
 
 Prints a table and, with --json, the raw figures. Not a test: nothing here asserts.
 """
