@@ -299,7 +299,10 @@ async def run_bench(apps: list[str], forks: int, side: int, desktop: str = "oswo
                 report["apps"].append({"app": name, "error": str(e)})
             _print_row(report["apps"][-1])
         if side:
-            report["side_by_side"] = await side_by_side(provider, side)
+            try:
+                report["side_by_side"] = await side_by_side(provider, side)
+            except SandboxError as e:
+                report["side_by_side"] = {"forks": side, "error": str(e)}
             print(json.dumps(report["side_by_side"]))
         return report
 
