@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from harness.base.errors import SandboxError
+from vm import docker_fork
 from vm.docker import DockerProvider, DockerSandbox, DockerSettings
 from vm.docker_fork import CONTAINERD_TMP, gc_snapshots
 from vm.fork_bench import CASES, open_app, same_screen, still_screen
@@ -150,6 +151,24 @@ async def test_vm_gc_removes_snapshots_of_dead_runs_and_keeps_live_ones(
             await docker.images.inspect(snap.extra["image"])
     assert not await anyio.Path(folder).exists()
     await forking.drop(snap)  # already gone: nothing to do, no error
+
+
+async def test_without_runc_state_at_hand_the_snapshot_goes_through_dockers_checkpoint_api(
+        forking: DockerProvider, editor: DockerSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # As for a process that cannot read the engine's runc state (not root, or another host's engine).
+    monkeypatch.setattr(docker_fork, "RUNC_ROOT", tmp_path)
+    shot = await still_screen(editor)
+    snap = await forking.snapshot(editor)
+    try:
+        fork = await forking.fork(snap)
+        try:
+            assert same_screen(shot, await fork.guest.screenshot())
+            got = await _saved(fork, " via the API")
+            assert UNSAVED in got and "via the API" in got
+        finally:
+            await forking.stop(fork)
+    finally:
+        await forking.drop(snap)
 
 
 @pytest_asyncio.fixture(scope="module")
