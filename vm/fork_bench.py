@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -284,10 +284,11 @@ async def side_by_side(provider: Any, n: int) -> dict[str, Any]:
             await provider.stop(box)
 
 
-async def run_bench(apps: list[str], forks: int, side: int, desktop: str = "osworld") -> dict[str, Any]:
+async def run_bench(apps: list[str], forks: int, side: int,
+                    desktop: Literal["osworld", "light"] = "osworld") -> dict[str, Any]:
     from vm.docker import DockerProvider, DockerSettings
 
-    async with DockerProvider(DockerSettings(desktop=desktop)) as provider:  # type: ignore[arg-type]  # argparse choices
+    async with DockerProvider(DockerSettings(desktop=desktop)) as provider:
         why = await provider.fork_unavailable()
         if why:
             return {"unavailable": why}
