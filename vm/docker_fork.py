@@ -90,6 +90,9 @@ async def unavailable(docker: aiodocker.Docker) -> str | None:
 RUNC_ROOT = Path("/run/docker/runtime-runc/moby")
 
 
+_RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+
+
 def _runc_for(container_id: str) -> str | None:
     """runc, when this process can checkpoint the container through it (root, on the engine's host)."""
     runc = shutil.which("runc")
@@ -103,13 +106,16 @@ async def _runc_checkpoint(runc: str, box: DockerSandbox, folder: Path) -> None:
     """`runc checkpoint --leave-running` into our folder: the dump Docker's checkpoint API makes
     (containerd's shim runs the same command), without its copies: the API has containerd dump
     into a folder of its own, tar that into its content store and dockerd extract it into ours,
-    2-3 s more for a desktop (docs/design/fork.md)."""
+    2-10 s more for a desktop (docs/design/fork.md)."""
     work = folder / "work"
     done = await anyio.run_process([runc, "--root", str(RUNC_ROOT), "checkpoint", "--leave-running",
                                     "--image-path", str(folder / CHECKPOINT_ID), "--work-path", str(work),
                                     box.container_id], check=False)
     if done.returncode:
         message = done.stderr.decode(errors="replace")
+        found = _RUNC_MSG.search(message)  # runc logs `time=... level=error msg="..."`
+        if found:
+            message = found.group(1).replace("\\n", "\n").replace('\\"', '"')
         if "log file:" not in message:
             message += f" log file: {work / 'dump.log'}"
         raise SandboxError(f"{box.name}: checkpoint failed: {criu_reason(message)}")
