@@ -64,20 +64,29 @@ install_criu() {
   fi
   install -m 0755 "$criu_cache/criu" /usr/local/sbin/criu
 }
+# The folders CRIU scans to name the inotify watches desktop apps hold (force-irmap below). Watches
+# outside them and CRIU's own hints (/etc, /var/log, ...) stop a snapshot with "fsnotify: Can't
+# dump that handle". The osworld desktop's (polkitd's rules.d; gsd-xsettings' fonts and poppler;
+# thumbnailers; gsd's gtk-modules) were found by listing its processes' watches
+# (docs/design/fork.md). Kept small: CRIU walks a folder's whole tree on a miss.
+criu_scan_paths=(
+  /usr/share/dbus-1 /usr/share/applications /usr/local/share /usr/share/zoneinfo
+  /usr/share/fonts /usr/share/poppler /usr/share/thumbnailers /usr/lib/gnome-settings-daemon-3.0
+  /usr/share/polkit-1
+  /run/systemd /home /tmp /root
+)
 write_criu_conf() {
   # runc hands this file to CRIU. Desktop apps hold inotify watches whose overlayfs handles CRIU
-  # cannot reopen; force-irmap finds them by path under these folders instead (first match wins,
-  # so the folders apps watch come first). Rewritten while it is ours, left alone otherwise.
+  # cannot reopen; force-irmap finds them by path under criu_scan_paths instead (first match
+  # wins, so the folders apps watch come first). Rewritten while it is ours, left alone otherwise.
   local marker='# written by cua-harness scripts/setup.sh (docs/design/fork.md)'
   if [ ! -f /etc/criu/runc.conf ] || head -1 /etc/criu/runc.conf | grep -qF "$marker"; then
     mkdir -p /etc/criu
     # ghost-limit: open files already deleted go into the image (Chromium keeps 4 MB ones);
     # file-locks: Chromium and Thunderbird lock their profiles.
-    printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' 'irmap-scan-path /usr/share/dbus-1' \
-      'irmap-scan-path /usr/share/applications' 'irmap-scan-path /usr/local/share' \
-      'irmap-scan-path /usr/share/zoneinfo' \
-      'irmap-scan-path /run/systemd' 'irmap-scan-path /home' 'irmap-scan-path /tmp' \
-      'irmap-scan-path /root' >/etc/criu/runc.conf
+    printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' \
+      "${criu_scan_paths[@]/#/irmap-scan-path }" >/etc/criu/runc.conf.new
+    mv /etc/criu/runc.conf.new /etc/criu/runc.conf
   fi
 }
 criu_works() { command -v criu >/dev/null 2>&1 && criu check >/dev/null 2>&1; }
