@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import aiodocker
@@ -157,13 +160,17 @@ async def _provider_containers(provider: DockerProvider) -> list[str]:
 
 async def test_start_that_misses_its_deadline_removes_the_container(desktop_image, test_run_id):
     # Xvfb refuses depth 7, so the guest answers /health with 503 for ever: never ready.
-    settings = DockerSettings(image=desktop_image, start_timeout_s=2, env={"SCREEN_DEPTH": "7"})
-    async with DockerProvider(settings, run_id=test_run_id) as p:
-        folders = set(p.runtime_dir.iterdir()) if p.runtime_dir.exists() else set()
-        with pytest.raises(SandboxError, match=r"cua-\w+: guest not ready after \d\.\ds; last error: .*HTTP 503"):
-            await p.start()
-        assert await _provider_containers(p) == []
-        assert (set(p.runtime_dir.iterdir()) if p.runtime_dir.exists() else set()) == folders  # socket folder gone
+    # A runtime folder of its own: other runs on the machine add and remove theirs in the shared one.
+    runtime = Path(tempfile.mkdtemp(prefix="cua-t-", dir="/tmp"))
+    settings = DockerSettings(image=desktop_image, start_timeout_s=2, env={"SCREEN_DEPTH": "7"}, runtime_dir=runtime)
+    try:
+        async with DockerProvider(settings, run_id=test_run_id) as p:
+            with pytest.raises(SandboxError, match=r"cua-\w+: guest not ready after \d\.\ds; last error: .*HTTP 503"):
+                await p.start()
+            assert await _provider_containers(p) == []
+            assert os.listdir(runtime) == []  # the sandbox's socket folder is gone
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 async def test_container_that_exits_during_start_fails_fast_with_its_log(desktop_image, test_run_id):
