@@ -8,7 +8,8 @@ guest token, so the sandboxes of one provider share it (docs/design/image.md: th
 cannot read it).
 
 Warm start never fails a start: when forks are unavailable here, or the boot snapshot or a fork
-fails, the reason is logged once and the provider starts fresh sandboxes from then on.
+fails (or MAX_FORK_FAILURES forks in a row), the reason is logged once and the provider starts fresh
+sandboxes from then on; a single failed fork makes only that start a fresh one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_FORK_FAILURES = 3  # forks failed in a row before the provider starts fresh sandboxes only
+
 
 class WarmStarts:
     """The boot snapshot of one DockerProvider and whether warm start is still on."""
@@ -36,6 +39,7 @@ class WarmStarts:
         self.snapshots_taken = 0  # boot snapshots this provider took (one, unless it failed)
         self.off: str | None = None  # why this provider starts fresh sandboxes instead
         self._lock = anyio.Lock()
+        self._failures = 0  # forks failed in a row
 
     async def start(self) -> DockerSandbox | None:
         """A fork of the boot snapshot (taken on first need), or None: start a fresh sandbox."""
@@ -43,10 +47,18 @@ class WarmStarts:
         if snap is None:
             return None
         try:
-            return await self.provider.fork(snap)
+            box = await self.provider.fork(snap)
         except SandboxError as e:
-            await self._turn_off(f"a fork of the boot snapshot failed: {e}")
+            # Seen once in 16 at load 11 ("criu failed: type NOTIFY errno 0"), the next forks fine:
+            # this start goes fresh; only failures in a row say forks do not work here.
+            self._failures += 1
+            if self._failures >= MAX_FORK_FAILURES:
+                await self._turn_off(f"{self._failures} forks of the boot snapshot failed in a row, the last: {e}")
+            else:
+                log.info("warm start: a fork failed, this sandbox starts fresh: %s", e)
             return None
+        self._failures = 0
+        return box
 
     async def _boot_snapshot(self) -> Snapshot | None:
         if self.off is not None:

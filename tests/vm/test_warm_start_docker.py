@@ -9,6 +9,7 @@ import pytest
 
 from harness.base.errors import SandboxError
 from vm.docker import DockerProvider, DockerSandbox, DockerSettings
+from vm.docker_warm import MAX_FORK_FAILURES
 from vm.types import Snapshot
 
 pytestmark = pytest.mark.docker
@@ -65,7 +66,7 @@ async def test_without_forks_warm_start_falls_back_to_fresh_sandboxes(
         assert (await boxes[1].run(["true"], timeout=30)).ok
 
 
-async def test_a_failing_fork_turns_warm_start_off_and_the_start_still_succeeds(
+async def test_forks_failing_in_a_row_turn_warm_start_off_and_every_start_still_succeeds(
         docker_settings: DockerSettings, test_run_id: str) -> None:
     settings = docker_settings.model_copy(update={"desktop": "light", "warm_start": True})
     async with DockerProvider(settings, run_id=test_run_id) as provider:
@@ -76,6 +77,10 @@ async def test_a_failing_fork_turns_warm_start_off_and_the_start_still_succeeds(
             raise SandboxError("simulated restore failure")
 
         provider.fork = broken_fork  # type: ignore[method-assign]
-        box = await provider.start()
-        assert "forked_from" not in box.info.extra and (await box.run(["true"], timeout=30)).ok
+        boxes = [await provider.start()]
+        assert provider.warm.off is None and provider.warm.snapshot is not None  # one failure: still on
+        boxes += [await provider.start() for _ in range(MAX_FORK_FAILURES - 1)]
+        assert all("forked_from" not in box.info.extra for box in boxes)
+        assert (await boxes[-1].run(["true"], timeout=30)).ok
+        # One failure makes one fresh start; failures in a row turn warm start off and drop the snapshot.
         assert "simulated restore failure" in (provider.warm.off or "") and provider.warm.snapshot is None
