@@ -69,6 +69,9 @@ class RunConfig(BaseModel):
     quiet: bool = False
     desktop: Literal["osworld", "light"] = Field("osworld", description="sandbox desktop: osworld (GNOME Shell as "
                                                  "on OSWorld's VM) or light (openbox)")
+    warm_start: bool = Field(False, description="Docker: start sandboxes as forks of one snapshot of a freshly "
+                             "booted one (~1 s instead of a GNOME boot; they share its guest token); fresh "
+                             "starts where forks fail (docs/design/fork.md)")
     record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
                                                        "'bridge' only for tasks that need the internet (the "
@@ -137,7 +140,7 @@ def sandbox_settings(config: RunConfig) -> providers.SandboxSettings:
     return providers.SandboxSettings(
         screen_width=config.screen_width, screen_height=config.screen_height, network=config.sandbox_network,
         max_file_bytes=config.sandbox_file_limit_mb << 20, max_message_bytes=config.sandbox_message_limit_mb << 20,
-        latency_s=config.sim_latency_ms / 1000, desktop=config.desktop)
+        latency_s=config.sim_latency_ms / 1000, desktop=config.desktop, warm_start=config.warm_start)
 
 
 def parse_agent_options(pairs: list[str]) -> dict[str, Any]:

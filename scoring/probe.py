@@ -214,7 +214,8 @@ def probe_context(work_root: Any, *, screen_size: tuple[int, int] | None = None)
 
 
 @asynccontextmanager
-async def probe_pool(concurrency: int, *, purpose: str, desktop: str = "osworld") -> AsyncIterator[SandboxPool]:
+async def probe_pool(concurrency: int, *, purpose: str, desktop: str = "osworld",
+                     warm_start: bool = False) -> AsyncIterator[SandboxPool]:
     """Fresh sandboxes of the built image (network "none": a probe never reaches the internet),
     at most `concurrency` alive; `purpose` names the run id's prefix (`vm gc` shows it)."""
     import secrets
@@ -222,7 +223,7 @@ async def probe_pool(concurrency: int, *, purpose: str, desktop: str = "osworld"
     from vm import providers
     from vm.image.build import ensure_image
 
-    settings = providers.SandboxSettings(image=await ensure_image(), desktop=desktop)
+    settings = providers.SandboxSettings(image=await ensure_image(), desktop=desktop, warm_start=warm_start)
     provider = providers.make("docker", settings, f"{purpose}-{secrets.token_hex(3)}")
     try:
         async with SandboxPool(provider, capacity=concurrency, warm=0) as pool:

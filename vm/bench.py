@@ -37,6 +37,8 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--debootstrap", action="store_true", help="build the image on a debootstrap base if missing")
     p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
                    help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
+    p.add_argument("--warm-start", action="store_true", help="starts are forks of one boot snapshot "
+                   "(DockerSettings.warm_start); the first start includes booting and snapshotting it")
     p.add_argument("--samples", type=int, default=5, help="measured calls per sandbox and kind (default 5)")
     p.add_argument(
         "--max-starting",
@@ -68,7 +70,7 @@ def _main(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
         return 0
     result = run(_until_signal, bench_sandbox, args.sessions, args.samples, args.max_starting, args.debootstrap,
-                 args.desktop)
+                 args.desktop, args.warm_start)
     if result is None:
         print("interrupted: every bench container was removed", file=sys.stderr)
         return 130
@@ -117,7 +119,7 @@ def _p(values: list[float], digits: int) -> dict[str, float | None]:
 
 
 async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, debootstrap: bool = False,
-                        desktop: str = "osworld") -> dict[str, Any]:
+                        desktop: str = "osworld", warm_start: bool = False) -> dict[str, Any]:
     from vm.docker import DockerProvider, DockerSandbox, DockerSettings, gc_containers
     from vm.image.build import ensure_image
 
@@ -127,6 +129,8 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
     errors: list[str] = []
     concurrent_observe_s: float | None = None
     boxes: list[DockerSandbox] = []
+    forked = 0  # starts that were forks of the boot snapshot (warm start)
+    warm: dict[str, Any] = {"on": warm_start}
     limiter = anyio.CapacityLimiter(max_starting)
 
     def failed(what: str, e: BaseException) -> None:
@@ -134,8 +138,10 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
         log.warning("%s failed: %s", what, e)
 
     try:
-        async with DockerProvider(DockerSettings(image=tag, desktop=desktop), run_id=run_id) as provider:
-            print(f"starting {sessions} sandboxes of {tag}, {desktop} desktop ({max_starting} starts in flight) ...",
+        async with DockerProvider(DockerSettings(image=tag, desktop=desktop, warm_start=warm_start),
+                                  run_id=run_id) as provider:
+            print(f"starting {sessions} sandboxes of {tag}, {desktop} desktop{', warm start' if warm_start else ''} "
+                  f"({max_starting} starts in flight) ...",
                   flush=True)
 
             async def start_one(i: int) -> None:
@@ -145,7 +151,9 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
                     except SandboxError as e:
                         failed(f"start #{i}", e)
                         return
+                nonlocal forked
                 boxes.append(box)
+                forked += "forked_from" in box.info.extra
                 m["start"].append(box.start_s or 0.0)
 
             t0 = anyio.current_time()
@@ -239,6 +247,9 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
             async with anyio.create_task_group() as tg:
                 for i in range(len(boxes)):
                     tg.start_soon(reset_one, i, tg)
+            if warm_start:  # whether the starts really were forks, and if not, why
+                warm.update(forked_starts=forked, boot_snapshots=provider.warm.snapshots_taken,
+                            off=provider.warm.off)
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(120):
             left = await gc_containers(run_id)  # belt and braces: the provider removed its own
@@ -248,6 +259,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
     summary = {
         "sessions": sessions,
         "desktop": desktop,
+        "warm_start": warm,
         "start_s": _p(m["start"], 3),
         "reset_s": _p(m["reset"], 3),
         "screenshot_ms": _p(m["screenshot"], 1),
@@ -277,7 +289,10 @@ def print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     s = result["summary"]
-    table = Table(title=f"bench sandbox: {s['sessions']} sessions, image {result['image']}")
+    warm = s["warm_start"]
+    how = (f", warm start ({warm.get('forked_starts')} forked starts, {warm.get('boot_snapshots')} boot snapshot"
+           f"{'; off: ' + warm['off'] if warm.get('off') else ''})") if warm["on"] else ""
+    table = Table(title=f"bench sandbox: {s['sessions']} sessions, image {result['image']}{how}")
     table.add_column("metric")
     table.add_column("p50", justify="right")
     table.add_column("p95 / max", justify="right")

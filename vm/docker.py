@@ -43,6 +43,7 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     remove_networks,
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
+from vm.docker_warm import WarmStarts
 from vm.types import (
     MAX_FILE_BYTES,
     MAX_MESSAGE_BYTES,
@@ -131,6 +132,10 @@ class DockerSettings(BaseModel):
     max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1, description="largest response or WebSocket message "
                                    "held in memory from a sandbox; more is a task error")
     snapshot_dir: Path | None = Field(None, description="parent of the checkpoint folders of snapshots (forks)")
+    warm_start: bool = Field(False, description="start sandboxes as forks of one snapshot of a freshly booted, "
+                             "untouched sandbox, taken on the first start (~1 s instead of a 3-6 s GNOME boot); "
+                             "they share its guest token. Falls back to fresh starts where forks fail "
+                             "(docs/design/fork.md)")
 
     def resolve_image(self) -> str:
         if self.image:
@@ -297,6 +302,7 @@ class DockerProvider:
         self._network: str | None = None
         self._network_lock = anyio.Lock()
         self.forks = DockerForks(self, getattr(self.profile, "snapshot_dir", None))
+        self.warm = WarmStarts(self)  # used when the profile asks for warm_start
         self.orphan_images: set[str] = set()  # dropped snapshots' images a fork still used
 
     @classmethod
@@ -304,7 +310,8 @@ class DockerProvider:
         return cls(DockerSettings(image=settings.image, screen_width=settings.screen_width,
                                   screen_height=settings.screen_height, network=settings.network,
                                   max_file_bytes=settings.max_file_bytes, max_message_bytes=settings.max_message_bytes,
-                                  desktop=settings.desktop),  # type: ignore[arg-type]  # checked by DockerSettings
+                                  desktop=settings.desktop,  # type: ignore[arg-type]  # checked by DockerSettings
+                                  warm_start=settings.warm_start),
                    run_id=run_id)
 
     async def __aenter__(self) -> DockerProvider:
@@ -334,6 +341,17 @@ class DockerProvider:
     # --- start / stop -----------------------------------------------------------------------------
 
     async def start(self) -> DockerSandbox:
+        """A fresh sandbox, or with `warm_start` a fork of the boot snapshot (vm/docker_warm.py);
+        `start_s` counts from this call either way."""
+        t0 = anyio.current_time()
+        box = await self.warm.start() if getattr(self.profile, "warm_start", False) else None
+        if box is None:
+            box = await self.launch_fresh()
+        box.start_s = anyio.current_time() - t0
+        return box
+
+    async def launch_fresh(self) -> DockerSandbox:
+        """Boot a new sandbox of the image with a token of its own."""
         return await self.launch(image=self.image,
                                  token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
 

@@ -38,7 +38,8 @@ async def _validate_osworld(args: argparse.Namespace, path: Path) -> int:
     started = time.monotonic()
     tasks = args.tasks.split(",") if args.tasks else None
     rows = await validate_suite(path, test_list=args.test_list, domains=args.domains, tasks=tasks,
-                                concurrency=args.concurrency, desktop=args.desktop)
+                                concurrency=args.concurrency, desktop=args.desktop,
+                                warm_start=args.warm_start)
     wall = time.monotonic() - started
     counts = {k: sum(r["status"] == k for r in rows) for k in ("ok", "failed", "skipped", "error")}
     for r in rows:
@@ -84,7 +85,7 @@ async def _validate_solutions(args: argparse.Namespace, path: Path) -> int:
                               "run_dir": root / agent, "domains": args.domains, "tasks": args.tasks,
                               "quiet": args.quiet, "provider": args.provider, "test_list": args.test_list,
                               "allow_private_urls": args.allow_private_urls,
-                              "desktop": args.desktop})
+                              "desktop": args.desktop, "warm_start": args.warm_start})
         code = await execute_run(config, show_summary=False)
         if code == 130:
             return 130
@@ -138,6 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default docker) or MODULE:ATTR")
     p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
                    help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
+    p.add_argument("--warm-start", action="store_true", help="sandboxes start as forks of one boot snapshot "
+                   "(docs/design/fork.md)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
                    "link-local and private-network hosts (refused by default)")

@@ -84,7 +84,8 @@ async def check_task(task: Any, guest: Any, run: Any) -> dict[str, Any]:
 
 
 async def validate_suite(path: str | Path, *, test_list: str | None, domains: list[str] | None,
-                         tasks: list[str] | None, concurrency: int, desktop: str = "osworld") -> list[dict[str, Any]]:
+                         tasks: list[str] | None, concurrency: int, desktop: str = "osworld",
+                         warm_start: bool = False) -> list[dict[str, Any]]:
     """One row per selected task: {domain, id, status: ok|failed|skipped|error, ready, score, problems}."""
     import functools
 
@@ -109,7 +110,8 @@ async def validate_suite(path: str | Path, *, test_list: str | None, domains: li
         with tempfile.TemporaryDirectory(prefix="cua-validate-") as work:
             run = probe_context(Path(work))
             slots = anyio.Semaphore(concurrency)
-            async with probe_pool(concurrency, purpose="validate", desktop=desktop) as pool, \
+            async with probe_pool(concurrency, purpose="validate", desktop=desktop,
+                                  warm_start=warm_start) as pool, \
                     anyio.create_task_group() as tg:
                 for task in runnable:
                     tg.start_soon(_one, task, pool, run, slots, rows[task.domain, task.id])

@@ -1,0 +1,89 @@
+"""Warm start (vm/docker_warm.py): starts hand out forks of one boot snapshot, or fresh sandboxes
+where forks do not work. Needs forks (a Docker daemon with --experimental, CRIU) for the first
+test; it skips and says which is missing elsewhere."""
+
+from __future__ import annotations
+
+import aiodocker
+import pytest
+
+from harness.base.errors import SandboxError
+from vm.docker import LABEL_DIR, LABEL_RUN, DockerProvider, DockerSandbox, DockerSettings
+from vm.docker_warm import MAX_FORK_FAILURES
+from vm.types import Snapshot
+
+pytestmark = pytest.mark.docker
+
+
+async def _pointer_after_move(box: DockerSandbox, x: int, y: int) -> str:
+    await box.execute(f"pyautogui.moveTo({x}, {y})")
+    got = await box.run(["xdotool", "getmouselocation", "--shell"], timeout=30)
+    return " ".join(line for line in got.output.split() if line.startswith(("X=", "Y=")))
+
+
+async def test_warm_starts_are_independent_forks_of_one_boot_snapshot_dropped_on_close(
+        docker_settings: DockerSettings, test_run_id: str) -> None:
+    settings = docker_settings.model_copy(update={"desktop": "osworld", "warm_start": True})
+    async with DockerProvider(settings, run_id=test_run_id) as provider:
+        why = await provider.fork_unavailable()
+        if why:
+            pytest.skip(f"forks are off on this machine: {why}")
+        a, b = await provider.start(), await provider.start()
+        # Both forks of the one boot snapshot; its source sandbox is gone, only the two are live.
+        assert provider.warm.snapshots_taken == 1 and provider.warm.off is None
+        snap = provider.warm.snapshot
+        assert snap is not None
+        assert a.info.extra["forked_from"] == b.info.extra["forked_from"] == snap.id
+        assert {box.name for box in provider.live()} == {a.name, b.name}
+        # Labelled as fresh sandboxes are (for `vm gc`); only the socket folder differs.
+        assert a.start_s and b.start_s
+        assert {k: v for k, v in a.info.labels.items() if k != LABEL_DIR} == \
+            {k: v for k, v in b.info.labels.items() if k != LABEL_DIR}
+        assert a.info.labels[LABEL_RUN] == test_run_id
+        # Independent: a file written in one is not in the other; each takes its own input.
+        await a.upload("/home/user/only-in-a.txt", b"a\n")
+        assert await b.download("/home/user/only-in-a.txt") is None
+        assert await _pointer_after_move(a, 100, 200) == "X=100 Y=200"
+        assert await _pointer_after_move(b, 300, 400) == "X=300 Y=400"
+        await provider.stop(a)
+        assert await b.alive() and not await a.alive()
+        image = snap.extra["image"]
+    async with aiodocker.Docker() as docker:
+        with pytest.raises(aiodocker.DockerError):
+            await docker.images.inspect(image)
+
+
+async def test_without_forks_warm_start_falls_back_to_fresh_sandboxes(
+        docker_settings: DockerSettings, test_run_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = docker_settings.model_copy(update={"desktop": "light", "warm_start": True})
+    async with DockerProvider(settings, run_id=test_run_id) as provider:
+        async def no_forks() -> str:
+            return "simulated: no CRIU here"
+
+        provider.fork_unavailable = no_forks  # type: ignore[method-assign]  # as on an engine without CRIU
+        boxes = [await provider.start() for _ in range(2)]
+        assert all("forked_from" not in box.info.extra for box in boxes)
+        assert boxes[0].spec.token != boxes[1].spec.token  # fresh sandboxes, each with its own token
+        assert provider.warm.snapshots_taken == 0 and "no CRIU here" in (provider.warm.off or "")
+        assert sum("warm start is off" in r.message for r in caplog.records) == 1  # said once
+        assert (await boxes[1].run(["true"], timeout=30)).ok
+
+
+async def test_forks_failing_in_a_row_turn_warm_start_off_and_every_start_still_succeeds(
+        docker_settings: DockerSettings, test_run_id: str) -> None:
+    settings = docker_settings.model_copy(update={"desktop": "light", "warm_start": True})
+    async with DockerProvider(settings, run_id=test_run_id) as provider:
+        if await provider.fork_unavailable():
+            pytest.skip("forks are off on this machine")
+
+        async def broken_fork(snap: Snapshot) -> DockerSandbox:
+            raise SandboxError("simulated restore failure")
+
+        provider.fork = broken_fork  # type: ignore[method-assign]
+        boxes = [await provider.start()]
+        assert provider.warm.off is None and provider.warm.snapshot is not None  # one failure: still on
+        boxes += [await provider.start() for _ in range(MAX_FORK_FAILURES - 1)]
+        assert all("forked_from" not in box.info.extra for box in boxes)
+        assert (await boxes[-1].run(["true"], timeout=30)).ok
+        # One failure makes one fresh start; failures in a row turn warm start off and drop the snapshot.
+        assert "simulated restore failure" in (provider.warm.off or "") and provider.warm.snapshot is None
