@@ -391,6 +391,12 @@ class DockerProvider:
             # The guest's own deadline fires first, with its last error; this one catches a hung engine.
             with anyio.fail_after(timeout + 5.0):
                 config = self.profile.container_config(spec, image)
+                update = self.profile.ready_update()
+                if prepare is not None and update:
+                    # A restore runs with the resources its snapshot ran with: CRIU failed restores
+                    # into a container with the start-time CPU quota ("criu failed: type NOTIFY").
+                    config["HostConfig"].update(update)
+                    update = None
                 # Shielded: a create cancelled mid-request may still complete in the engine, after
                 # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
                 with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
@@ -407,7 +413,6 @@ class DockerProvider:
                 guest = self.profile.guest_client(spec, inspect)
                 remaining = max(0.5, timeout - (anyio.current_time() - t0))
                 await guest.wait_ready(remaining, check=lambda: self._check_running(container, name))
-                update = self.profile.ready_update()
                 if update:  # e.g. the start-time CPU quota back to the running one
                     await self.docker._query_json(f"containers/{container.id}/update", "POST", data=update)
             box = DockerSandbox(self, spec, container.id, guest, {**self.profile.sandbox_extra(inspect), **(extra or {})})
