@@ -49,8 +49,8 @@ class WarmStarts:
         try:
             box = await self.provider.fork(snap)
         except SandboxError as e:
-            # Seen once in 16 at load 11 ("criu failed: type NOTIFY errno 0"), the next forks fine:
-            # this start goes fresh; only failures in a row say forks do not work here.
+            # A restore can fail once under load (snapshots retry two such CRIU errors too): this
+            # start goes fresh; only failures in a row say forks do not work here.
             self._failures += 1
             if self._failures >= MAX_FORK_FAILURES:
                 await self._turn_off(f"{self._failures} forks of the boot snapshot failed in a row, the last: {e}")
