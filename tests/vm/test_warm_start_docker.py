@@ -4,7 +4,11 @@ test; it skips and says which is missing elsewhere."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import aiodocker
+import anyio
 import pytest
 
 from harness.base.errors import SandboxError
@@ -87,3 +91,34 @@ async def test_forks_failing_in_a_row_turn_warm_start_off_and_every_start_still_
         assert (await boxes[-1].run(["true"], timeout=30)).ok
         # One failure makes one fresh start; failures in a row turn warm start off and drop the snapshot.
         assert "simulated restore failure" in (provider.warm.off or "") and provider.warm.snapshot is None
+
+
+def _clock_minute(xml: str | None) -> int | None:
+    """The minute the top bar's clock label shows ("Dec 6 20:47", with GNOME's thin spaces and a ratio sign)."""
+    m = re.search(r'label name="[A-Z][a-z]{2} \d+\W+\d\d\W+(\d\d)"', xml or "")
+    return int(m.group(1)) if m else None
+
+
+async def test_a_fork_shows_the_current_minute_not_the_snapshots(
+        docker_settings: DockerSettings, test_run_id: str) -> None:
+    # The restored shell's clock would wait for its old minute timer (up to a minute stale);
+    # WarmStarts redraws it. Forked only once the minute has moved on from the snapshot's.
+    settings = docker_settings.model_copy(update={"desktop": "osworld", "warm_start": True})
+    async with DockerProvider(settings, run_id=test_run_id) as provider:
+        why = await provider.fork_unavailable()
+        if why:
+            pytest.skip(f"forks are off on this machine: {why}")
+        first = await provider.start()  # boots, snapshots, then is a fork itself
+        snap_minute = time.gmtime().tm_min  # the snapshot's minute or (rarely) the one before
+        await provider.stop(first)
+        assert provider.warm.snapshot is not None
+        # Until the minute moves on (the sandbox's zone is whole hours off UTC): sleep to the next one.
+        if time.gmtime().tm_min == snap_minute:
+            await anyio.sleep(60.5 - time.time() % 60)
+        fork = await provider.start()
+        before = time.gmtime().tm_min
+        shown = _clock_minute(await fork.guest.accessibility())
+        after = time.gmtime().tm_min
+        assert shown in (before, after) and shown != snap_minute
+        key = "org.gnome.desktop.interface clock-show-seconds"
+        assert (await fork.run(["gsettings", "get", *key.split()], timeout=30)).output.strip() == "false"
