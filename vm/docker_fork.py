@@ -229,8 +229,11 @@ class DockerForks:
                 await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target, container_id)
                 return {"checkpoint": CHECKPOINT_ID}
 
-            return await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
-                                              extra={"forked_from": snap.id})
+            box = await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
+                                             extra={"forked_from": snap.id})
+            if getattr(self.provider.profile, "desktop", None) == "osworld":
+                await refresh_clock(box)
+            return box
         finally:
             # Restored (or failed): this fork no longer reads the snapshot's files.
             self._starting[snap.id] -= 1
@@ -406,3 +409,15 @@ def criu_reason(message: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())[-600:]
+
+
+async def refresh_clock(box: DockerSandbox) -> None:
+    """A restored GNOME Shell's clock waits for its old minute timer, which restores with the time
+    it had left: it showed the snapshot's minute for up to a minute (fork.md). A change of a clock
+    setting redraws it at once: shown seconds over and back to their value, before anyone looks."""
+    key = "org.gnome.desktop.interface clock-show-seconds"
+    script = (f"v=$(gsettings get {key}) && gsettings set {key} $([ \"$v\" = true ] && echo false || echo true) "
+              f"&& gsettings set {key} \"$v\"")
+    result = await box.run(["bash", "-c", script], timeout=30)
+    if not result.ok:  # a stale minute is cosmetic: the fork is still good
+        log.info("%s: could not redraw the restored clock: %s", box.name, (result.error or result.output)[-200:])

@@ -58,20 +58,7 @@ class WarmStarts:
                 log.info("warm start: a fork failed, this sandbox starts fresh: %s", e)
             return None
         self._failures = 0
-        if getattr(self.provider.profile, "desktop", None) == "osworld":
-            await self._refresh_clock(box)
         return box
-
-    async def _refresh_clock(self, box: DockerSandbox) -> None:
-        """The restored shell's clock waits for its old minute timer (up to a minute: it showed the
-        snapshot's minute at 20:48:11 after a 20:47 snapshot); a change of a clock setting redraws
-        it at once. Shown seconds on, then back to the snapshot's value, before anyone looks."""
-        key = "org.gnome.desktop.interface clock-show-seconds"
-        script = f"v=$(gsettings get {key}) && gsettings set {key} $([ \"$v\" = true ] && echo false || echo true) " \
-                 f"&& gsettings set {key} \"$v\""
-        result = await box.run(["bash", "-c", script], timeout=30)
-        if not result.ok:  # a stale minute is cosmetic: the sandbox is still good
-            log.info("warm start: could not refresh %s's clock: %s", box.name, (result.error or result.output)[-200:])
 
     async def _boot_snapshot(self) -> Snapshot | None:
         if self.off is not None:

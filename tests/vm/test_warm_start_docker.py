@@ -102,7 +102,7 @@ def _clock_minute(xml: str | None) -> int | None:
 async def test_a_fork_shows_the_current_minute_not_the_snapshots(
         docker_settings: DockerSettings, test_run_id: str) -> None:
     # The restored shell's clock would wait for its old minute timer (up to a minute stale);
-    # WarmStarts redraws it. Forked only once the minute has moved on from the snapshot's.
+    # every osworld fork redraws it (vm/docker_fork.py). Forked only once the minute has moved on from the snapshot's.
     settings = docker_settings.model_copy(update={"desktop": "osworld", "warm_start": True})
     async with DockerProvider(settings, run_id=test_run_id) as provider:
         why = await provider.fork_unavailable()
