@@ -234,7 +234,7 @@ class DockerForks:
                                                  extra={"forked_from": snap.id})
             except SandboxError as e:
                 # Under load (~1 restore in 8-16 at load 10-20) runc ends a restore with "criu failed:
-                # type NOTIFY"; the next restore of the same files works (fork.md). Once more, then up.
+                # type NOTIFY|RESTORE errno 0"; the next restore of the same files works (fork.md).
                 if not _RESTORE_TRANSIENT.search(str(e)):
                     raise
                 log.info("fork of %s: restore again: %s", snap.id, e)
@@ -397,7 +397,7 @@ def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
 
 
 _TRANSIENT = re.compile(r"Unix socket \d+ not found|unable to freeze")
-_RESTORE_TRANSIENT = re.compile(r"criu failed: type NOTIFY")
+_RESTORE_TRANSIENT = re.compile(r"criu failed: type (NOTIFY|RESTORE) errno 0")
 _CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
 
 
