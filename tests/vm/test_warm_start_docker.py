@@ -4,8 +4,10 @@ test; it skips and says which is missing elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import AsyncIterator
 
 import aiodocker
 import anyio
@@ -25,13 +27,20 @@ async def _pointer_after_move(box: DockerSandbox, x: int, y: int) -> str:
     return " ".join(line for line in got.output.split() if line.startswith(("X=", "Y=")))
 
 
-async def test_warm_starts_are_independent_forks_of_one_boot_snapshot_dropped_on_close(
-        docker_settings: DockerSettings, test_run_id: str) -> None:
-    settings = docker_settings.model_copy(update={"desktop": "osworld", "warm_start": True})
-    async with DockerProvider(settings, run_id=test_run_id) as provider:
+@contextlib.asynccontextmanager
+async def _warm_osworld(settings: DockerSettings, run_id: str) -> AsyncIterator[DockerProvider]:
+    """A warm-starting provider of the osworld desktop; the test skips where forks do not work."""
+    async with DockerProvider(settings.model_copy(update={"desktop": "osworld", "warm_start": True}),
+                              run_id=run_id) as provider:
         why = await provider.fork_unavailable()
         if why:
             pytest.skip(f"forks are off on this machine: {why}")
+        yield provider
+
+
+async def test_warm_starts_are_independent_forks_of_one_boot_snapshot_dropped_on_close(
+        docker_settings: DockerSettings, test_run_id: str) -> None:
+    async with _warm_osworld(docker_settings, test_run_id) as provider:
         a, b = await provider.start(), await provider.start()
         # Both forks of the one boot snapshot; its source sandbox is gone, only the two are live.
         assert provider.warm.snapshots_taken == 1 and provider.warm.off is None
@@ -103,11 +112,7 @@ async def test_a_fork_shows_the_current_minute_not_the_snapshots(
         docker_settings: DockerSettings, test_run_id: str) -> None:
     # The restored shell's clock would wait for its old minute timer (up to a minute stale);
     # every osworld fork redraws it (vm/docker_fork.py). Forked only once the minute has moved on from the snapshot's.
-    settings = docker_settings.model_copy(update={"desktop": "osworld", "warm_start": True})
-    async with DockerProvider(settings, run_id=test_run_id) as provider:
-        why = await provider.fork_unavailable()
-        if why:
-            pytest.skip(f"forks are off on this machine: {why}")
+    async with _warm_osworld(docker_settings, test_run_id) as provider:
         first = await provider.start()  # boots, snapshots, then is a fork itself
         snap_minute = time.gmtime().tm_min  # the snapshot's minute or (rarely) the one before
         await provider.stop(first)
