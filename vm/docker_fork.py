@@ -22,9 +22,10 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import aiodocker
 import anyio
@@ -33,6 +34,8 @@ import orjson
 from harness.base.errors import SandboxError
 from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
 from vm.types import Snapshot
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from vm.docker import DockerProvider, DockerSandbox
@@ -152,17 +155,11 @@ class DockerForks:
         why = await self.unavailable()
         if why:
             raise SandboxError(f"{box.name}: cannot snapshot: {why}")
-        try:
-            return await self._snapshot(box, timeout)
-        except SandboxError as e:
-            # Seen once each in a tree search at load 15-20, both gone a moment later: a unix socket
-            # CRIU finds no peer for (right after a GNOME desktop came up; once in Thunderbird:
-            # likely one in flight between processes), and a pause that timed out freezing.
-            if not _TRANSIENT.search(str(e)):
-                raise
-            log.info("%s: snapshot again in a second: %s", box.name, e)
-            await anyio.sleep(1.0)
-            return await self._snapshot(box, timeout)
+        # Seen once each in a tree search at load 15-20, both gone a moment later: a unix socket
+        # CRIU finds no peer for (right after a GNOME desktop came up; once in Thunderbird: likely
+        # one in flight between processes), and a pause that timed out freezing.
+        return await _once_more(lambda: self._snapshot(box, timeout), _TRANSIENT,
+                                f"{box.name}: snapshot again in a second", pause=1.0)
 
     async def _snapshot(self, box: DockerSandbox, timeout: float) -> Snapshot:
         sid = secrets.token_hex(6)
@@ -229,17 +226,12 @@ class DockerForks:
                 await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target, container_id)
                 return {"checkpoint": CHECKPOINT_ID}
 
-            try:
-                box = await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
-                                                 extra={"forked_from": snap.id})
-            except SandboxError as e:
-                # Under load (~1 restore in 8-16 at load 10-20) runc ends a restore with "criu failed:
-                # type NOTIFY|RESTORE errno 0"; the next restore of the same files works (fork.md).
-                if not _RESTORE_TRANSIENT.search(str(e)):
-                    raise
-                log.info("fork of %s: restore again: %s", snap.id, e)
-                box = await self.provider.launch(image=held.image, token=held.token, prepare=place_checkpoint,
-                                                 extra={"forked_from": snap.id})
+            # Under load (~1 restore in 8-16 at load 10-20) runc ends a restore with "criu failed:
+            # type NOTIFY|RESTORE errno 0"; the next restore of the same files works (fork.md).
+            box = await _once_more(lambda: self.provider.launch(image=held.image, token=held.token,
+                                                                prepare=place_checkpoint,
+                                                                extra={"forked_from": snap.id}),
+                                   _RESTORE_TRANSIENT, f"fork of {snap.id}: restore again")
             if getattr(self.provider.profile, "desktop", None) == "osworld":
                 await refresh_clock(box)
             return box
@@ -419,6 +411,20 @@ def criu_reason(message: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())[-600:]
+
+
+async def _once_more(call: Callable[[], Awaitable[T]], transient: re.Pattern[str], what: str, *,
+                     pause: float = 0.0) -> T:
+    """`call()`, and once more (after `pause` s) when it fails with a SandboxError `transient` matches."""
+    try:
+        return await call()
+    except SandboxError as e:
+        if not transient.search(str(e)):
+            raise
+        log.info("%s: %s", what, e)
+        if pause:
+            await anyio.sleep(pause)
+        return await call()
 
 
 async def refresh_clock(box: DockerSandbox) -> None:
