@@ -43,8 +43,9 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-starting",
         type=int,
-        default=os.cpu_count() or 2,
-        help="container starts in flight (default: the number of CPUs; starts are CPU-bound)",
+        default=None,
+        help="container starts in flight (default: the provider's, as a run's pool: GNOME boots as many as "
+        "their start quotas fit in the host's cores, light ones one per core)",
     )
     p.add_argument(
         "--compare-reset",
@@ -58,7 +59,7 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     from harness.base.aio import run
 
-    if args.sessions < 1 or args.samples < 1 or args.max_starting < 1:
+    if args.sessions < 1 or args.samples < 1 or (args.max_starting is not None and args.max_starting < 1):
         print("error: --sessions, --samples and --max-starting must be >= 1", file=sys.stderr)
         return 2
     if args.compare_reset:
@@ -118,7 +119,7 @@ def _p(values: list[float], digits: int) -> dict[str, float | None]:
     return {k: None if v is None else round(v, digits) for k, v in r.items()}
 
 
-async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, debootstrap: bool = False,
+async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int | None = None, debootstrap: bool = False,
                         desktop: str = "osworld", warm_start: bool = False) -> dict[str, Any]:
     from vm.docker import DockerProvider, DockerSandbox, DockerSettings, gc_containers
     from vm.image.build import ensure_image
@@ -131,7 +132,6 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
     boxes: list[DockerSandbox] = []
     forked = 0  # starts that were forks of the boot snapshot (warm start)
     warm: dict[str, Any] = {"on": warm_start}
-    limiter = anyio.CapacityLimiter(max_starting)
 
     def failed(what: str, e: BaseException) -> None:
         errors.append(f"{what}: {e}")
@@ -140,6 +140,8 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int = 4, 
     try:
         async with DockerProvider(DockerSettings(image=tag, desktop=desktop, warm_start=warm_start),
                                   run_id=run_id) as provider:
+            max_starting = max_starting or provider.max_starting or os.cpu_count() or 2
+            limiter = anyio.CapacityLimiter(max_starting)
             print(f"starting {sessions} sandboxes of {tag}, {desktop} desktop{', warm start' if warm_start else ''} "
                   f"({max_starting} starts in flight) ...",
                   flush=True)

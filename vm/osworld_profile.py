@@ -99,6 +99,9 @@ class OSWorldSettings(BaseModel):
     def ready_update(self) -> dict[str, Any] | None:
         return None  # the VM's resources are its own (CPU_CORES, RAM_SIZE)
 
+    def max_starting(self) -> int | None:
+        return None  # one VM boot per core
+
     def guest_client(self, spec: Any, inspect: dict[str, Any]) -> GuestClient:
         port = self.host_ports(inspect)["server"]
         return GuestClient(

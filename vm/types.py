@@ -128,7 +128,9 @@ class Provider(Protocol):
     """
 
     name: str
-    max_starting: int | None
+
+    @property
+    def max_starting(self) -> int | None: ...
 
     async def start(self) -> Sandbox: ...
 

@@ -35,3 +35,23 @@ def test_an_explicit_start_quota_wins(tmp_path):
     assert _nano_cpus(settings, tmp_path) == 10**9 and settings.ready_update() is None
     with pytest.raises(ValueError, match="start_cpus"):
         DockerSettings(start_cpus=0)
+
+
+@pytest.mark.parametrize(("host", "kw", "expected"), [
+    (2, {}, 1),  # one GNOME boot at its 2-core start quota fills a 2-core host
+    (16, {}, 8),
+    (16, {"cpus": 2.0}, 4),
+    (2, {"start_cpus": 1.0}, 2),
+    (1, {}, 1),
+    (2, {"desktop": "light"}, None),  # openbox starts are not CPU-bound: the pool's one per core
+    (2, {"warm_start": True}, None),
+])
+def test_gnome_boots_in_flight_fit_their_start_quotas_in_the_host(monkeypatch, host, kw, expected):
+    from vm.docker import DockerProvider
+    from vm.pool import SandboxPool
+
+    monkeypatch.setattr("os.cpu_count", lambda: host)
+    provider = DockerProvider(DockerSettings(**kw), run_id="quota-test")
+    assert provider.max_starting == expected
+    # The pool takes the provider's figure; None falls back to one per core (at most its capacity).
+    assert SandboxPool(provider, capacity=32).max_starting == (expected or host)
