@@ -143,6 +143,11 @@ def sandbox_settings(config: RunConfig) -> providers.SandboxSettings:
         latency_s=config.sim_latency_ms / 1000, desktop=config.desktop, warm_start=config.warm_start)
 
 
+def screen_mask(config: RunConfig) -> tuple[tuple[float, float, float, float], ...]:
+    """What of the run's screenshots the LLM cache key leaves out: the desktop's clock, if any."""
+    return providers.clock_regions(config.provider, sandbox_settings(config))
+
+
 def parse_agent_options(pairs: list[str]) -> dict[str, Any]:
     """`--agent-option KEY=VALUE` pairs; a value is JSON when it parses, else the string."""
     out: dict[str, Any] = {}

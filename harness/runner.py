@@ -23,7 +23,7 @@ import anyio
 from benchmarks.loader import Suite, load_suite, resolve_benchmark
 from harness.attempt_stack import open_attempt_stack
 from harness.base.errors import ConfigError
-from harness.config import RESULT_KEYS, RunConfig
+from harness.config import RESULT_KEYS, RunConfig, screen_mask
 from harness.engine import Engine
 from harness.progress import Progress
 from results.store import RunStore
@@ -204,7 +204,8 @@ async def _open_llm(stack: AsyncExitStack, config: RunConfig, agent: Any, store:
     assert config.run_dir is not None
     # The response cache lives in the run directory: resume replays what was paid for.
     llm = LLMClient.from_config(config.providers_file, cache_path=Path(config.llm_cache or config.run_dir / "llm_cache.sqlite"),
-                                cache_enabled=config.cache, default_model=config.model)
+                                cache_enabled=config.cache, default_model=config.model,
+                                screen_mask=screen_mask(config))  # the osworld clock: re-runs replay
     stack.push_async_callback(llm.aclose)
     await llm.warm()
     # Runs first at exit: each session journals its LLM tallies (the report's usage by model).

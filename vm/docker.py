@@ -318,6 +318,15 @@ class DockerProvider:
         self.warm = WarmStarts(self)  # used when the profile asks for warm_start
         self.orphan_images: set[str] = set()  # dropped snapshots' images a fork still used
 
+    @staticmethod
+    def clock_regions(settings: SandboxSettings) -> tuple[tuple[float, float, float, float], ...]:
+        """The osworld desktop's top-bar clock (vm.providers.clock_regions): centred in the 27 px
+        bar; with weekday and seconds shown it spans x 932-1058 of 1920 (measured), so 855-1135
+        leaves room for longer dates. The light desktop shows no clock."""
+        if settings.desktop != "osworld":
+            return ()
+        return ((855 / 1920, 0.0, 1135 / 1920, min(1.0, 28 / settings.screen_height)),)
+
     @classmethod
     def from_settings(cls, settings: SandboxSettings, run_id: str) -> DockerProvider:
         return cls(DockerSettings(image=settings.image, screen_width=settings.screen_width,

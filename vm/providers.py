@@ -106,6 +106,15 @@ def check_name(name: str) -> str:
     raise ConfigError(f"provider {name!r}: expected one of {', '.join(names())} or MODULE:ATTR")
 
 
+def clock_regions(name: str, settings: SandboxSettings) -> tuple[tuple[float, float, float, float], ...]:
+    """Regions of provider `name`'s screens that change with the wall clock alone (left, top,
+    right, bottom as fractions of the screen): the response cache leaves them out of its keys so a
+    re-run task replays. A factory (or its class) says so with `clock_regions(settings)`."""
+    factory = kind(name).factory
+    regions = getattr(factory, "clock_regions", getattr(getattr(factory, "__self__", None), "clock_regions", None))
+    return tuple(regions(settings)) if callable(regions) else ()
+
+
 def make(name: str, settings: SandboxSettings, run_id: str) -> Provider:
     """A new provider `name` for run `run_id` (not started: the pool starts its sandboxes)."""
     return kind(name).factory(settings, run_id)

@@ -289,6 +289,7 @@ def start_llm_services(
 def worker_llm_client(config: RunConfig, services: LLMServices) -> LLMClient:
     """The worker's `LLMClient`: the run's providers, routing, retries and accounting, with limits
     leased from the head and the head's cache. Call it inside the worker (actor) that uses it."""
+    from harness.config import screen_mask
     from harness.llm.client import LLMClient
 
     env = {**os.environ, **services.env.values}
@@ -303,4 +304,4 @@ def worker_llm_client(config: RunConfig, services: LLMServices) -> LLMClient:
     if services.cache is not None and config.cache:
         cache = RemoteCache(ServiceLink(services.cache, owner, "cache", services.settings))
     return LLMClient(services.providers, endpoints, cache=cache, prices=copy.deepcopy(services.prices),
-                     default_model=config.model, limits=leased)
+                     default_model=config.model, limits=leased, screen_mask=screen_mask(config))

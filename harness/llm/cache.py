@@ -25,6 +25,7 @@ import anyio.lowlevel
 import orjson
 
 from harness.base.group_commit import GroupCommit
+from harness.llm.image_key import ScreenMask, image_bytes, masked_digest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,71 +40,86 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 _HASH_IN_THREAD = 256 * 1024  # screenshots make requests large: hash those off the loop
 _INLINE_MIN = 1024  # data URLs at least this long enter the key by their own digest
-_INLINE_DIGESTS: dict[str, str] = {}  # data URL -> sha256; bounded by _INLINE_MEMO
+_INLINE_DIGESTS: dict[Any, str] = {}  # data URL (or (mask, data URL)) -> digest; bounded by _INLINE_MEMO
 _INLINE_MEMO = 4096
 
 
-def _inline_digest(url: str) -> str:
-    """sha256 of one inline image, computed once per screenshot.
+def _inline_digest(text: str, mask: ScreenMask | None = None) -> str:
+    """Digest of one inline image, computed once per screenshot: of its bytes, or with a `mask`
+    of its pixels outside the masked regions (image_key.py).
 
     An agent resends each screenshot in several requests (history), usually as the same str
     object; str hashes are cached per object, so a repeat costs a dict lookup, not a SHA-256 pass.
     """
-    digest = _INLINE_DIGESTS.get(url)
+    memo_key: Any = text if not mask else (mask, text)
+    digest = _INLINE_DIGESTS.get(memo_key)
     if digest is None:
         if len(_INLINE_DIGESTS) >= _INLINE_MEMO:
             _INLINE_DIGESTS.clear()  # rare; clearing whole keeps the memo lock-free across threads
-        digest = _INLINE_DIGESTS[url] = "sha256:" + hashlib.sha256(url.encode()).hexdigest()
+        data = image_bytes(text) if mask else None
+        digest = (masked_digest(data, mask) if data and mask else None) or (
+            "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+        _INLINE_DIGESTS[memo_key] = digest
     return digest
 
 
-def _canonical(value: Any) -> Any:
-    """The payload with every long data URL replaced by its digest (same content, same key)."""
+def _is_inline(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:")
+
+
+def _canonical(value: Any, mask: ScreenMask | None = None) -> Any:
+    """The payload with every long data URL (and Anthropic's base64 image sources) replaced by
+    its digest (same content, same key)."""
     if isinstance(value, str):
-        return _inline_digest(value) if len(value) >= _INLINE_MIN and value.startswith("data:") else value
+        return _inline_digest(value, mask) if _is_inline(value) else value
     if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
+        data = value.get("data")
+        if value.get("type") == "base64" and isinstance(data, str) and len(data) >= _INLINE_MIN:
+            return {**value, "data": _inline_digest(data, mask)}
+        return {k: _canonical(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [_canonical(v, mask) for v in value]
     return value
 
 
-def _canonical_payload(payload: dict[str, Any]) -> dict[str, Any]:
+def _canonical_payload(payload: dict[str, Any], mask: ScreenMask | None) -> dict[str, Any]:
     """`_canonical` for a chat payload: only message contents can hold images, so only they are
     walked (the generic walk visited every small dict of every message part)."""
     messages = payload.get("messages")
     if not isinstance(messages, list):
-        return _canonical(payload)
+        return _canonical(payload, mask)
     out = dict(payload)
-    out["messages"] = [_canonical_message(m) for m in messages]
+    out["messages"] = [_canonical_message(m, mask) for m in messages]
     return out
 
 
-def _canonical_message(message: Any) -> Any:
+def _canonical_message(message: Any, mask: ScreenMask | None) -> Any:
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, list):
-        return _canonical(message)
+        return _canonical(message, mask)
     parts = []
     for part in content:
         image = part.get("image_url") if isinstance(part, dict) else None
         url = image.get("url") if isinstance(image, dict) else None
-        if isinstance(url, str) and len(url) >= _INLINE_MIN and url.startswith("data:"):
-            part = {**part, "image_url": {**image, "url": _inline_digest(url)}}
+        if _is_inline(url):
+            part = {**part, "image_url": {**image, "url": _inline_digest(url, mask)}}
         elif not (isinstance(part, dict) and part.get("type") == "text"):
-            part = _canonical(part)
+            part = _canonical(part, mask)
         parts.append(part)
     return {**message, "content": parts}
 
 
-def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(_canonical_payload(payload), option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _digest(payload: dict[str, Any], mask: ScreenMask | None = None) -> str:
+    canonical = _canonical_payload(payload, mask)
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def request_hash(payload: dict[str, Any], *, size_hint: int = 0) -> str:
-    """sha256 of the canonical JSON of everything that determines the answer."""
-    if size_hint > _HASH_IN_THREAD:
-        return await anyio.to_thread.run_sync(_digest, payload)
-    digest = _digest(payload)
+async def request_hash(payload: dict[str, Any], *, size_hint: int = 0, mask: ScreenMask | None = None) -> str:
+    """sha256 of the canonical JSON of everything that determines the answer; with a `mask`,
+    inline images count by their pixels outside its regions (decoded: off the loop)."""
+    if size_hint > _HASH_IN_THREAD or (mask and size_hint > _INLINE_MIN):
+        return await anyio.to_thread.run_sync(_digest, payload, mask)
+    digest = _digest(payload, mask)
     # Yield once: with hundreds of agents woken together, each step's work then runs in shorter
     # loop slices and timers (progress, deadlines) are not held up behind all of them.
     await anyio.lowlevel.checkpoint()

@@ -30,6 +30,7 @@ from harness.llm.config import (
     parse_providers,
     resolve_endpoints,
 )
+from harness.llm.image_key import ScreenMask
 from harness.llm.providers import Endpoint, LimitsFactory, RawChat, RawEmbed, Router
 from harness.llm.retry import LLMCallError, RetryPolicy, classify, scrub
 from harness.llm.types import Completion, Message, Usage
@@ -69,10 +70,14 @@ class LLMClient:
         prices: PriceTable | None = None,
         default_model: str | None = None,
         limits: LimitsFactory | None = None,
+        screen_mask: ScreenMask | None = None,
     ) -> None:
         """`cache` and `limits` default to this process's own (a SQLite file, in-process limits);
-        a cluster worker passes the shared ones (harness/cluster/llm_services.py)."""
+        a cluster worker passes the shared ones (harness/cluster/llm_services.py). `screen_mask`:
+        regions of the sandbox's screen that change with the clock alone, left out of cache keys
+        (harness/llm/image_key.py)."""
         self.config = config
+        self.screen_mask = screen_mask
         self.default_model = default_model or config.default_model
         self.embedding_model = config.embedding_model
         self.router = Router(endpoints, limits)
@@ -98,6 +103,7 @@ class LLMClient:
         env: Mapping[str, str] | None = None,
         cache: Cache | None = None,
         limits: LimitsFactory | None = None,
+        screen_mask: ScreenMask | None = None,
     ) -> LLMClient:
         """Build from a providers file (TOML/JSON), a parsed config, or the environment (None).
 
@@ -110,7 +116,8 @@ class LLMClient:
             config, endpoints = load_providers(providers, env)
         if cache is None or not cache_enabled:
             cache = ResponseCache(cache_path, enabled=cache_enabled)
-        return cls(config, endpoints, cache=cache, default_model=default_model, limits=limits)
+        return cls(config, endpoints, cache=cache, default_model=default_model, limits=limits,
+                   screen_mask=screen_mask)
 
     async def warm(self) -> None:
         """Build the default models' endpoints (SDK clients: an SSL context and imports, ~50 ms)
@@ -159,7 +166,7 @@ class LLMClient:
             if value is not None:
                 params[name] = value
         payload = {"v": _CACHE_VERSION, "kind": "chat", "model": model, "salt": salt, **params}
-        key = await request_hash(payload, size_hint=_payload_size(params["messages"]))
+        key = await request_hash(payload, size_hint=_payload_size(params["messages"]), mask=self.screen_mask)
         return await self._through_cache(
             key, "chat", model, task_id, lambda: self._complete_paid(key, model, params, task_id),
             store=lambda c: {"choices": c.choices, "finish_reasons": c.finish_reasons,
@@ -346,7 +353,7 @@ class LLMClient:
         params = dict(body)
         payload = {"v": _CACHE_VERSION, "kind": api, "model": model, "body": params}
         prompt_est = await anyio.to_thread.run_sync(estimate_api_tokens, params)  # walks screenshots
-        key = await request_hash(payload, size_hint=prompt_est * 4)
+        key = await request_hash(payload, size_hint=prompt_est * 4, mask=self.screen_mask)
 
         async def paid() -> ApiResponse:
             raw, _, cost = await self._attempts(model, task_id, need_n=False, prompt_est=prompt_est, n=1,
