@@ -33,6 +33,7 @@ import orjson
 
 from harness.base.errors import SandboxError
 from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
+from vm.docker_restore import criu_reason, start_from_checkpoint
 from vm.types import Snapshot
 
 T = TypeVar("T")
@@ -143,6 +144,7 @@ class DockerForks:
         self._since: dict[str, float] = {}  # when the first of the forks now starting began
         self._why: str | bool | None = False  # False: not checked yet
         self._root: Path | None = None  # the engine's data root (docker info), for restores
+        self.restore_timeout_s: float = getattr(provider.profile, "restore_timeout_s", 60.0)
 
     async def unavailable(self) -> str | None:
         if self._why is False:
@@ -219,17 +221,18 @@ class DockerForks:
         try:
             root = await self._engine_root()
 
-            async def place_checkpoint(container_id: str) -> dict[str, str]:
+            async def restore(container_id: str, name: str) -> None:
                 # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not
                 # supported"): the checkpoint goes where the engine keeps the container's own, as links.
                 target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
                 await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target, container_id)
-                return {"checkpoint": CHECKPOINT_ID}
+                await start_from_checkpoint(self.provider.docker, container_id, name, CHECKPOINT_ID,
+                                            timeout=self.restore_timeout_s, keep_logs=self.root / "restore-logs")
 
             # Under load (~1 restore in 8-16 at load 10-20) runc ends a restore with "criu failed:
             # type NOTIFY|RESTORE errno 0"; the next restore of the same files works (fork.md).
             box = await _once_more(lambda: self.provider.launch(image=held.image, token=held.token,
-                                                                prepare=place_checkpoint,
+                                                                restore=restore,
                                                                 extra={"forked_from": snap.id}),
                                    _RESTORE_TRANSIENT, f"fork of {snap.id}: restore again")
             if getattr(self.provider.profile, "desktop", None) == "osworld":
@@ -390,29 +393,6 @@ def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
 
 _TRANSIENT = re.compile(r"Unix socket \d+ not found|unable to freeze")
 _RESTORE_TRANSIENT = re.compile(r"criu failed: type (NOTIFY|RESTORE) errno 0")
-_CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
-
-
-def criu_reason(message: str) -> str:
-    """The engine's error with CRIU's own error lines from the log file it names (runc's message
-    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
-    found = re.search(r"(?:log file: |path= ?)(\S+\.log)", str(message))
-    errors: list[str] = []
-    if found:
-        try:
-            lines = Path(found.group(1)).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        errors = [m.group(1).strip() for m in map(_CRIU_ERROR.search, lines)
-                  if m and "RLIMIT_NOFILE" not in m.group(1)]
-    head = _one_line(re.split(r"\s(?:log file:|path=)", str(message))[0])
-    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[-600:]
-
-
 async def _once_more(call: Callable[[], Awaitable[T]], transient: re.Pattern[str], what: str, *,
                      pause: float = 0.0) -> T:
     """`call()`, and once more (after `pause` s) when it fails with a SandboxError `transient` matches."""
