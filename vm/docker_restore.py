@@ -66,11 +66,12 @@ async def start_from_checkpoint(docker: aiodocker.Docker, container_id: str, nam
         with anyio.CancelScope(shield=True):
             killed = await anyio.to_thread.run_sync(kill_restore, container_id)
             text = await anyio.to_thread.run_sync(_read_held, holder, held)
-            kept = await anyio.to_thread.run_sync(_keep, keep_logs, name, text)
+            hung = isinstance(e, TimeoutError)
+            kept = await anyio.to_thread.run_sync(_keep, keep_logs, name, text) if hung or killed else None
         if killed:
             log.warning("%s: restore stopped (%s); killed its runc/CRIU processes %s%s", name,
                         type(e).__name__, killed, f", logs kept in {kept}" if kept else "")
-        if isinstance(e, TimeoutError):
+        if hung:
             last = _last_line(text)
             raise RestoreHung(f"{name}: restore not done within {timeout:g}s; killed its runc/CRIU processes "
                               f"{killed}" + (f"; CRIU's last line: {last}" if last else "")
@@ -78,7 +79,8 @@ async def start_from_checkpoint(docker: aiodocker.Docker, container_id: str, nam
         raise
     finally:
         stop.set()
-        await anyio.to_thread.run_sync(_close_held, holder, held)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_close_held, holder, held)
 
 
 def _hold_logs(task: Path, held: dict[str, int], stop: threading.Event) -> None:
