@@ -24,6 +24,7 @@ from vm.docker import DockerProvider, DockerSandbox, DockerSettings
 from vm.docker_fork import CONTAINERD_TMP, gc_snapshots
 from vm.docker_restore import RestoreHung
 from vm.fork_bench import CASES, open_app, same_screen, still_screen
+from vm.types import Snapshot
 
 pytestmark = pytest.mark.docker
 
@@ -106,6 +107,18 @@ async def test_forks_of_one_snapshot_run_side_by_side_each_in_the_snapshot_state
         await forking.drop(snap)
 
 
+async def _a_fork_saves(provider: DockerProvider, snap: Snapshot, words: str, shot: bytes | None = None) -> None:
+    """A fork of `snap` (showing `shot`, if given) saves `words` typed after the unsaved text; then it is stopped."""
+    fork = await provider.fork(snap)
+    try:
+        if shot is not None:
+            assert same_screen(shot, await fork.guest.screenshot())
+        got = await _saved(fork, words)
+        assert UNSAVED in got and words.strip() in got
+    finally:
+        await provider.stop(fork)
+
+
 def _restores_left(folder: Path) -> list[Path]:
     return [d for d in CONTAINERD_TMP.glob("ctrd-checkpoint*") if str(folder) in os.path.realpath(d / "inventory.img")]
 
@@ -168,13 +181,7 @@ async def test_without_runc_state_at_hand_the_snapshot_goes_through_dockers_chec
     shot = await still_screen(editor)
     snap = await forking.snapshot(editor)
     try:
-        fork = await forking.fork(snap)
-        try:
-            assert same_screen(shot, await fork.guest.screenshot())
-            got = await _saved(fork, " via the API")
-            assert UNSAVED in got and "via the API" in got
-        finally:
-            await forking.stop(fork)
+        await _a_fork_saves(forking, snap, " via the API", shot)
     finally:
         await forking.drop(snap)
 
@@ -212,12 +219,7 @@ async def test_a_restore_that_hangs_is_killed_at_its_deadline_and_its_container_
                 await docker.containers.container(container_id).show()
             assert missing.value.status == 404
         # The snapshot is still good: the next fork restores and takes input.
-        fork = await forking.fork(snap)
-        try:
-            got = await _saved(fork, " after the hang")
-            assert UNSAVED in got and "after the hang" in got
-        finally:
-            await forking.stop(fork)
+        await _a_fork_saves(forking, snap, " after the hang")
     finally:
         await forking.drop(snap)
 
