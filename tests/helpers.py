@@ -5,10 +5,14 @@
 - `setup_context(tmp_path, domain)`: a task's setup context with its own work and download folders.
 - `serve(app)`: an aiohttp app on 127.0.0.1 (a free port) for the test's duration; yields its URL.
 - `saved(doc, path, edit, part)`: an office document (python-docx, openpyxl, ...) saved after an edit.
+- `freeze_a_restore(provider_id)`: SIGSTOP the CRIU of the next restore (fork) of one of a Docker
+  provider's containers, as a hung restore; `traces_of(container_id)` finds what is left of it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -72,3 +76,54 @@ def saved(doc: Any, path: Path, edit: Any = None, part: Any = None) -> str:
         edit(doc if part is None else part)
     doc.save(path)
     return str(path)
+
+
+def _criu_of_restore(container_id: str) -> int | None:
+    """The pid of the `criu` that runc's restore of this container started, if one runs now."""
+    procs = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        procs[int(pid)] = (ppid, cmd)
+    runc = {pid for pid, (_, cmd) in procs.items()
+            if cmd[0].endswith(b"runc") and b"restore" in cmd and container_id.encode() in cmd}
+    return next((pid for pid, (ppid, cmd) in procs.items() if ppid in runc and cmd[0].startswith(b"criu")), None)
+
+
+async def freeze_a_restore(provider_id: str, timeout: float = 300) -> tuple[str, int]:
+    """SIGSTOP the CRIU process of the next restore of a container of this Docker provider (a
+    container created and not yet running): the restore then waits for ever, as the one that hung
+    in a full test run. Returns (container id, the stopped pid)."""
+    import aiodocker
+    import anyio
+
+    async with aiodocker.Docker() as docker:
+        with anyio.fail_after(timeout):
+            while True:
+                created = await docker.containers.list(
+                    all=True, filters={"label": [f"cua-harness.provider={provider_id}"], "status": ["created"]})
+                for c in created:
+                    pid = await anyio.to_thread.run_sync(_criu_of_restore, c.id)
+                    if pid is not None:
+                        os.kill(pid, signal.SIGSTOP)
+                        return c.id, pid
+                await anyio.sleep(0.02)
+
+
+def traces_of(container_id: str) -> list[int]:
+    """Live processes with this container id on their command line (runc, its shim) or in their cgroup."""
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and (container_id.encode() in cmd or container_id in cgroup):
+            left.append(int(pid))
+    return left
+

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.base.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
-from vm.docker_fork import DockerForks, criu_reason
+from vm.docker_fork import DockerForks
 from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_DIR,
     LABEL_MANAGED,
@@ -133,6 +133,8 @@ class DockerSettings(BaseModel):
     max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1, description="largest response or WebSocket message "
                                    "held in memory from a sandbox; more is a task error")
     snapshot_dir: Path | None = Field(None, description="parent of the checkpoint folders of snapshots (forks)")
+    restore_timeout_s: float = Field(60.0, gt=0, description="deadline of a fork's CRIU restore (0.3-2 s here); "
+                                     "a restore still running then is killed and the fork fails")
     warm_start: bool = Field(False, description="start sandboxes as forks of one snapshot of a freshly booted, "
                              "untouched sandbox, taken on the first start (~1 s instead of a 3-6 s GNOME boot); "
                              "they share its guest token. Falls back to fresh starts where forks fail "
@@ -378,11 +380,10 @@ class DockerProvider:
                                  token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
 
     async def launch(self, *, image: str, token: str | None,
-                     prepare: Callable[[str], Awaitable[dict[str, str]]] | None = None,
+                     restore: Callable[[str, str], Awaitable[None]] | None = None,
                      extra: dict[str, Any] | None = None) -> DockerSandbox:
-        """Create and start one container of `image` and wait for its guest. `prepare(container id)`
-        runs between create and start and returns parameters of the engine's start call (a
-        checkpoint to restore, for forks)."""
+        """Create and start one container of `image` and wait for its guest. `restore(container id,
+        name)`, for forks, starts the created container in place of a plain start (from a checkpoint)."""
         if self._closed:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
         sid = secrets.token_hex(6)
@@ -414,7 +415,7 @@ class DockerProvider:
             with anyio.fail_after(timeout + 5.0):
                 config = self.profile.container_config(spec, image)
                 update = self.profile.ready_update()
-                if prepare is not None and update:
+                if restore is not None and update:
                     # A restore runs with the resources its snapshot ran with: CRIU failed restores
                     # into a container with the start-time CPU quota ("criu failed: type NOTIFY").
                     config["HostConfig"].update(update)
@@ -423,12 +424,8 @@ class DockerProvider:
                 # our cleanup looked for it. Letting it finish (bounded) means cleanup finds it.
                 with anyio.CancelScope(shield=True), anyio.fail_after(30.0):
                     container = await self.docker.containers.create(config, name=name)
-                if prepare is not None:
-                    params = await prepare(container.id)
-                    try:
-                        await self.docker._query_json(f"containers/{container.id}/start", "POST", params=params)
-                    except aiodocker.DockerError as e:  # CRIU's log goes with the container: read it now
-                        raise SandboxError(f"{name}: restore failed: {criu_reason(e.message)}") from e
+                if restore is not None:
+                    await restore(container.id, name)
                 else:
                     await container.start()
                 inspect = await container.show()

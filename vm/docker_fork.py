@@ -21,7 +21,7 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ import orjson
 
 from harness.base.errors import SandboxError
 from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
+from vm.docker_restore import criu_reason, start_from_checkpoint
 from vm.types import Snapshot
 
 T = TypeVar("T")
@@ -140,9 +141,9 @@ class DockerForks:
         # dropped meanwhile is removed only once the last of them is done (`_dropped`).
         self._starting: dict[str, int] = {}
         self._dropped: dict[str, _Held] = {}
-        self._since: dict[str, float] = {}  # when the first of the forks now starting began
         self._why: str | bool | None = False  # False: not checked yet
         self._root: Path | None = None  # the engine's data root (docker info), for restores
+        self.restore_timeout_s: float = getattr(provider.profile, "restore_timeout_s", 60.0)
 
     async def unavailable(self) -> str | None:
         if self._why is False:
@@ -213,23 +214,27 @@ class DockerForks:
         if held is None:
             raise SandboxError(f"snapshot {snap.id} is not held by this provider (dropped, or another provider's)")
         # Counted before the first await: a drop from here on waits for this fork.
-        if not self._starting.get(snap.id):
-            self._since[snap.id] = time.time()
         self._starting[snap.id] = self._starting.get(snap.id, 0) + 1
         try:
             root = await self._engine_root()
 
-            async def place_checkpoint(container_id: str) -> dict[str, str]:
+            async def restore(container_id: str, name: str) -> None:
                 # Docker 20.10 refuses `start --checkpoint-dir` ("custom checkpointdir is not
                 # supported"): the checkpoint goes where the engine keeps the container's own, as links.
                 target = root / "containers" / container_id / "checkpoints" / CHECKPOINT_ID
                 await anyio.to_thread.run_sync(_link_checkpoint, held.folder / CHECKPOINT_ID, target, container_id)
-                return {"checkpoint": CHECKPOINT_ID}
+                try:
+                    await start_from_checkpoint(self.provider.docker, container_id, name, CHECKPOINT_ID,
+                                                timeout=self.restore_timeout_s, keep_logs=self.root / "restore-logs")
+                finally:
+                    # Restored or failed, CRIU is done with containerd's copy of the checkpoint (a
+                    # few KB of links). Off the fork's path: 0.02-0.1 s nothing waits for.
+                    threading.Thread(target=remove_containerd_copy, args=(container_id,), daemon=True).start()
 
             # Under load (~1 restore in 8-16 at load 10-20) runc ends a restore with "criu failed:
             # type NOTIFY|RESTORE errno 0"; the next restore of the same files works (fork.md).
             box = await _once_more(lambda: self.provider.launch(image=held.image, token=held.token,
-                                                                prepare=place_checkpoint,
+                                                                restore=restore,
                                                                 extra={"forked_from": snap.id}),
                                    _RESTORE_TRANSIENT, f"fork of {snap.id}: restore again")
             if getattr(self.provider.profile, "desktop", None) == "osworld":
@@ -240,12 +245,9 @@ class DockerForks:
             self._starting[snap.id] -= 1
             if not self._starting[snap.id]:
                 del self._starting[snap.id]
-                since = self._since.pop(snap.id)
-                with anyio.CancelScope(shield=True):
-                    # Only now: a fork still being restored reads through its own extracted links.
-                    await anyio.to_thread.run_sync(remove_containerd_copies, held.folder / CHECKPOINT_ID, since)
-                    later = self._dropped.pop(snap.id, None)
-                    if later is not None:
+                later = self._dropped.pop(snap.id, None)
+                if later is not None:
+                    with anyio.CancelScope(shield=True):
                         await self._remove(later.image, later.folder)
 
     async def _engine_root(self) -> Path:
@@ -336,28 +338,26 @@ async def gc_snapshots(docker: aiodocker.Docker, run_id: str | None = None, *, s
 CONTAINERD_TMP = Path("/tmp")
 
 
-def remove_containerd_copies(images: Path, since: float) -> int:
-    """Remove the folders containerd extracted our forks' checkpoints into; returns how many.
+def remove_containerd_copy(container_id: str) -> int:
+    """Remove the folder containerd extracted this fork's checkpoint into; returns how many.
 
     containerd 1.6 never removes the `ctrd-checkpoint*` folder it extracts a checkpoint into
     before a restore (containerd#10166): with hard links that was a full copy of the images per
-    fork (13 GB in /tmp here after a day of tests), with our links it is a few hundred KB. Ours are
-    the ones made since `since` whose inventory.img reads the same as the snapshot's (it links
-    there). Call it only when no fork of that snapshot is being restored. Best effort: a folder we
-    cannot read or remove (another user's engine) is left."""
+    fork (13 GB in /tmp here after a day of tests), with our links it is a few hundred KB. Ours is
+    the one whose `cua-fork-id` names the fork's container (`_link_checkpoint`). Best effort: a
+    folder we cannot read or remove (another user's engine) is left."""
     removed = 0
     try:
-        mine = (images / "inventory.img").read_bytes()
-        candidates = list(CONTAINERD_TMP.glob("ctrd-checkpoint*"))
+        candidates = list(CONTAINERD_TMP.glob("ctrd-checkpoint*/cua-fork-id"))
     except OSError:
         return 0
-    for folder in candidates:
+    for name in candidates:
         try:
-            if folder.stat().st_mtime < since - 2.0 or (folder / "inventory.img").read_bytes() != mine:
+            if name.read_text() != container_id:
                 continue
         except OSError:
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(name.parent, ignore_errors=True)
         removed += 1
     return removed
 
@@ -390,29 +390,6 @@ def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
 
 _TRANSIENT = re.compile(r"Unix socket \d+ not found|unable to freeze")
 _RESTORE_TRANSIENT = re.compile(r"criu failed: type (NOTIFY|RESTORE) errno 0")
-_CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
-
-
-def criu_reason(message: str) -> str:
-    """The engine's error with CRIU's own error lines from the log file it names (runc's message
-    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
-    found = re.search(r"(?:log file: |path= ?)(\S+\.log)", str(message))
-    errors: list[str] = []
-    if found:
-        try:
-            lines = Path(found.group(1)).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        errors = [m.group(1).strip() for m in map(_CRIU_ERROR.search, lines)
-                  if m and "RLIMIT_NOFILE" not in m.group(1)]
-    head = _one_line(re.split(r"\s(?:log file:|path=)", str(message))[0])
-    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[-600:]
-
-
 async def _once_more(call: Callable[[], Awaitable[T]], transient: re.Pattern[str], what: str, *,
                      pause: float = 0.0) -> T:
     """`call()`, and once more (after `pause` s) when it fails with a SandboxError `transient` matches."""

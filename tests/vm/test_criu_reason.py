@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vm.docker_fork import criu_reason
+from vm.docker_restore import criu_reason
 
 
 def test_criu_errors_come_from_the_log_the_engine_names(tmp_path: Path) -> None:

@@ -16,12 +16,15 @@ import anyio
 import anyio.lowlevel
 import pytest
 import pytest_asyncio
+from helpers import freeze_a_restore, traces_of
 
 from harness.base.errors import SandboxError
 from vm import docker_fork
 from vm.docker import DockerProvider, DockerSandbox, DockerSettings
 from vm.docker_fork import CONTAINERD_TMP, gc_snapshots
+from vm.docker_restore import RestoreHung
 from vm.fork_bench import CASES, open_app, same_screen, still_screen
+from vm.types import Snapshot
 
 pytestmark = pytest.mark.docker
 
@@ -104,6 +107,18 @@ async def test_forks_of_one_snapshot_run_side_by_side_each_in_the_snapshot_state
         await forking.drop(snap)
 
 
+async def _a_fork_saves(provider: DockerProvider, snap: Snapshot, words: str, shot: bytes | None = None) -> None:
+    """A fork of `snap` (showing `shot`, if given) saves `words` typed after the unsaved text; then it is stopped."""
+    fork = await provider.fork(snap)
+    try:
+        if shot is not None:
+            assert same_screen(shot, await fork.guest.screenshot())
+        got = await _saved(fork, words)
+        assert UNSAVED in got and words.strip() in got
+    finally:
+        await provider.stop(fork)
+
+
 def _restores_left(folder: Path) -> list[Path]:
     return [d for d in CONTAINERD_TMP.glob("ctrd-checkpoint*") if str(folder) in os.path.realpath(d / "inventory.img")]
 
@@ -131,8 +146,14 @@ async def test_a_snapshot_dropped_while_forks_are_restored_is_removed_after_them
         for i, f in enumerate(forks):
             got = await _saved(f, f" after the drop {i}")
             assert UNSAVED in got and f"after the drop {i}" in got
-        # Nothing left of the restores in containerd's temporary folder (it keeps them: containerd#10166).
-        assert not await anyio.to_thread.run_sync(_restores_left, folder)
+        # Nothing left of the restores in containerd's temporary folder (it keeps them: containerd#10166);
+        # removed in the background once each restore is done.
+        left = await anyio.to_thread.run_sync(_restores_left, folder)
+        with anyio.move_on_after(10):
+            while left:
+                await anyio.sleep(0.1)
+                left = await anyio.to_thread.run_sync(_restores_left, folder)
+        assert not left
     finally:
         for f in forks:
             await forking.stop(f)
@@ -160,13 +181,45 @@ async def test_without_runc_state_at_hand_the_snapshot_goes_through_dockers_chec
     shot = await still_screen(editor)
     snap = await forking.snapshot(editor)
     try:
-        fork = await forking.fork(snap)
-        try:
-            assert same_screen(shot, await fork.guest.screenshot())
-            got = await _saved(fork, " via the API")
-            assert UNSAVED in got and "via the API" in got
-        finally:
-            await forking.stop(fork)
+        await _a_fork_saves(forking, snap, " via the API", shot)
+    finally:
+        await forking.drop(snap)
+
+
+async def _gone(container_id: str) -> list[int]:
+    """What is left of a container's processes a few seconds on (its shim exits after the removal)."""
+    left = traces_of(container_id)
+    with anyio.move_on_after(15):
+        while left:
+            await anyio.sleep(0.2)
+            left = await anyio.to_thread.run_sync(traces_of, container_id)
+    return left
+
+
+async def test_a_restore_that_hangs_is_killed_at_its_deadline_and_its_container_removed(
+        forking: DockerProvider, editor: DockerSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = await forking.snapshot(editor)
+    monkeypatch.setattr(forking.forks, "restore_timeout_s", 10.0)
+    frozen: list[tuple[str, int]] = []
+
+    async def freeze() -> None:
+        frozen.append(await freeze_a_restore(forking.provider_id, timeout=60))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(freeze)
+            # CRIU stopped mid-restore (SIGSTOP) waits for ever, as the restore that hung in a full run.
+            with pytest.raises(RestoreHung, match=r"restore not done within 10s; killed its runc/CRIU processes"):
+                await forking.fork(snap)
+        (container_id, _), = frozen
+        # CRIU, runc and the half-made container are gone: Docker could remove it once they were killed.
+        assert not await _gone(container_id)
+        async with aiodocker.Docker() as docker:
+            with pytest.raises(aiodocker.DockerError) as missing:
+                await docker.containers.container(container_id).show()
+            assert missing.value.status == 404
+        # The snapshot is still good: the next fork restores and takes input.
+        await _a_fork_saves(forking, snap, " after the hang")
     finally:
         await forking.drop(snap)
 

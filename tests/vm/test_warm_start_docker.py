@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import aiodocker
 import anyio
 import pytest
+from helpers import freeze_a_restore, traces_of
 
 from harness.base.errors import SandboxError
 from vm.docker import LABEL_DIR, LABEL_RUN, DockerProvider, DockerSandbox, DockerSettings
@@ -100,6 +101,34 @@ async def test_forks_failing_in_a_row_turn_warm_start_off_and_every_start_still_
         assert (await boxes[-1].run(["true"], timeout=30)).ok
         # One failure makes one fresh start; failures in a row turn warm start off and drop the snapshot.
         assert "simulated restore failure" in (provider.warm.off or "") and provider.warm.snapshot is None
+
+
+async def test_a_hung_restore_of_a_warm_start_is_killed_and_that_start_boots_fresh(
+        docker_settings: DockerSettings, test_run_id: str) -> None:
+    settings = docker_settings.model_copy(update={"desktop": "light", "warm_start": True, "restore_timeout_s": 10.0})
+    async with DockerProvider(settings, run_id=test_run_id) as provider:
+        if await provider.fork_unavailable():
+            pytest.skip("forks are off on this machine")
+        frozen: list[tuple[str, int]] = []
+        boxes: list[DockerSandbox] = []
+
+        async def freeze() -> None:
+            frozen.append(await freeze_a_restore(provider.provider_id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(freeze)
+            boxes.append(await provider.start())  # boots, snapshots, forks: that fork's CRIU is stopped
+        (hung, _), = frozen
+        # The start went fresh (its own token), warm start stays on for the next, which is a fork.
+        assert "forked_from" not in boxes[0].info.extra and provider.warm.off is None
+        boxes.append(await provider.start())
+        assert boxes[1].info.extra["forked_from"] == provider.warm.snapshot.id  # type: ignore[union-attr]
+        assert (await boxes[1].run(["true"], timeout=30)).ok
+        # The hung restore's container and processes are gone; only the two sandboxes are left.
+        async with aiodocker.Docker() as docker:
+            ours = await docker.containers.list(all=True, filters={"label": [f"cua-harness.provider={provider.provider_id}"]})
+        assert {c.id for c in ours} == {b.container_id for b in boxes}
+        assert not await anyio.to_thread.run_sync(traces_of, hung)
 
 
 def _clock_minute(xml: str | None) -> int | None:
