@@ -4,7 +4,8 @@ One 1920x1080 sandbox of the desktop image. From the window manager's work area 
 screenshot: a dark top bar 27 +/- 3 px high, a dock 70 +/- 6 px wide running the full height,
 the VM's favourites in their order; then Chrome (launched as OSWorld's tasks launch it), GIMP and a
 LibreOffice document each cover the work area within 8 px; the accessibility tree carries the
-shell's landmarks; the light desktop is openbox with no bar or dock.
+shell's landmarks; Ctrl+Alt+T pressed the moment fresh sandboxes are handed out opens a terminal;
+the light desktop is openbox with no bar or dock.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 import pytest_asyncio
 from PIL import Image
@@ -155,15 +157,32 @@ async def test_a_libreoffice_document_fills_the_work_area(gnome):
     await _fills_work_area(gnome, ["libreoffice", "--calc"], "libreoffice")  # a new spreadsheet
 
 
-async def test_ctrl_alt_t_opens_a_terminal_as_on_the_vm(gnome):
-    # OSWorld's os tasks press it in their setup, then activate the window named "Terminal". On a
-    # sandbox pressed at once after start the terminal sometimes never came (cause not found,
-    # README): this checks the key on a desktop that has been up a while.
-    await _sh(gnome, "xdotool key ctrl+alt+t")
-    # A window closing while wmctrl lists them fails that listing (BadWindow): the next poll retries.
-    await poll(lambda: _sh(gnome, "wmctrl -l 2>/dev/null || true"), lambda out: "Terminal" in out, deadline_s=60,
-               what="a terminal window after Ctrl+Alt+T")
-    assert "keys grabbed" in await _sh(gnome, 'cat "$XDG_RUNTIME_DIR/mark-ready.log"')
+# What OSWorld's os setups (4783cc41 and others) run first thing after start: click the desktop,
+# press Ctrl+Alt+T through pyautogui (XTest), then look for the window named "Terminal".
+_CLICK_AND_CTRL_ALT_T = ("import pyautogui, time; pyautogui.click(960, 540); time.sleep(0.5); "
+                         "pyautogui.hotkey('ctrl', 'alt', 't')")
+
+
+async def test_ctrl_alt_t_pressed_at_once_after_start_opens_a_terminal(osworld_provider):
+    # Two fresh sandboxes started together (each one's GNOME boot contends with the other's) and
+    # pressed the moment they are handed out. This used to lose the key now and then: mutter
+    # ungrabs every key while it rebuilds its bindings (a rebuild came up to 4.4 s after the bar
+    # and dock) and at a sandbox's first XTest key; image.md, "Ctrl+Alt+T at once after start".
+    async def press_and_see_a_terminal() -> None:
+        box = await osworld_provider.start()
+        try:
+            await _sh(box, f"python3 -c \"{_CLICK_AND_CTRL_ALT_T}\"")
+            # A window closing while wmctrl lists them fails that listing (BadWindow): the next poll retries.
+            await poll(lambda: _sh(box, "wmctrl -l 2>/dev/null || true"), lambda out: "Terminal" in out,
+                       deadline_s=60, what="a terminal window after Ctrl+Alt+T")
+            # Handed out because the grabs settled, not because mark-ready.py gave up waiting.
+            assert "keys grabbed and shell idle" in await _sh(box, 'cat "$XDG_RUNTIME_DIR/mark-ready.log"')
+        finally:
+            await osworld_provider.stop(box)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(press_and_see_a_terminal)
+        tg.start_soon(press_and_see_a_terminal)
 
 
 async def test_the_light_desktop_is_openbox_with_no_bar_or_dock(desktop_image):

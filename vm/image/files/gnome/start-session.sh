@@ -9,10 +9,13 @@ set -eu
 log="$XDG_RUNTIME_DIR"
 cd "$HOME"  # what the dock, Ctrl+Alt+T and the shell start in
 
-# Ready once the bar and dock are up and Ctrl+Alt+T works (mark-ready.py); sandboxes of this
-# desktop are handed out only then (vm/docker.py asks /health?desktop=1), so no task starts on a
-# black screen or presses keys nobody listens to. First: it watches the session bus for the key grab.
-python3 /opt/gnome/mark-ready.py >"$log/mark-ready.log" 2>&1 &
+# Ready once the bar and dock are up and mutter's key grabs have settled (mark-ready.py); sandboxes
+# of this desktop are handed out only then (vm/docker.py asks /health?desktop=1), so no task starts
+# on a black screen or presses keys nobody listens to. It records the X server's key grabs: the
+# shell starts once it says "recording" on fd 3 (EOF if it failed: the shell starts anyway).
+started="$log/mark-ready.fifo"
+rm -f "$started" && mkfifo "$started"
+python3 /opt/gnome/mark-ready.py 3>"$started" >"$log/mark-ready.log" 2>&1 &
 
 # XSETTINGS for GTK apps (Yaru theme and icons, Ubuntu font, animations off) from the same
 # gsettings the shell reads. Of the settings daemon's plugins only this and media-keys run: power,
@@ -20,6 +23,9 @@ python3 /opt/gnome/mark-ready.py >"$log/mark-ready.log" 2>&1 &
 /usr/libexec/gsd-xsettings >"$log/gsd-xsettings.log" 2>&1 &
 # Keyboard shortcuts outside the window manager: Ctrl+Alt+T (dconf-terminal.ini), volume keys.
 /usr/libexec/gsd-media-keys >"$log/gsd-media-keys.log" 2>&1 &
+
+read -r -t 30 _ <"$started" || echo "start-session: mark-ready.py is not recording key grabs" >&2
+rm -f "$started"
 
 # Software GL on Xvfb (llvmpipe); one thread is enough for a static desktop and keeps idle CPU low.
 export LIBGL_ALWAYS_SOFTWARE=1 LP_NUM_THREADS=1
