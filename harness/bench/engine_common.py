@@ -7,7 +7,6 @@ import contextlib
 import functools
 import os
 import re
-import resource
 import shutil
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import orjson
 from benchmarks.sim_suite import write_sim_suite
 from harness.base.aio import stop_process
 from harness.base.errors import HarnessError
+from harness.base.memory import peak_rss_mb
 from scoring.registry import metrics
 from search.agent import agent_names
 
@@ -275,7 +275,7 @@ async def measured_run(config: Any, *, tasks: int, sim_pid: int, url: str,
         tg.cancel_scope.cancel()
     wall = time.perf_counter() - t0
     cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop_cpu0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     server = await sim_stats(url)
     sim_cpu1 = process_cpu_s(sim_pid)
     results = await anyio.to_thread.run_sync(scan_results, config.run_dir)

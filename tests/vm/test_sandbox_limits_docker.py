@@ -35,10 +35,11 @@ http.server.HTTPServer(("127.0.0.1", 8766), H).serve_forever()
 # The host side, in its own process so its peak RSS is its own: the getter as evaluation runs it,
 # a tunnelled GET of the same file (Content-Length says 2 GB), and a tunnelled endless body.
 HOST_SIDE = r"""
-import json, resource, sys, tempfile
+import json, sys, tempfile
 from pathlib import Path
 import anyio
 from benchmarks.context import RunContext
+from harness.base.memory import peak_rss_mb
 from benchmarks.schema import Task
 from scoring.evaluate import evaluate
 from vm.client import GuestClient
@@ -63,7 +64,7 @@ async def main(socket_path, token):
                 out[name] = f"{type(e).__name__}: {e}"
         out["left_on_disk"] = sum(p.stat().st_size for p in work.rglob("*") if p.is_file())
         await guest.aclose()
-    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["maxrss_mb"] = peak_rss_mb()  # its own peak, not the pytest parent's (harness/base/memory.py)
     print(json.dumps(out))
 
 anyio.run(main, sys.argv[1], sys.argv[2])
