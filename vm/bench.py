@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import secrets
 import signal
 import sys
@@ -123,6 +122,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int | Non
                         desktop: str = "osworld", warm_start: bool = False) -> dict[str, Any]:
     from vm.docker import DockerProvider, DockerSandbox, DockerSettings, gc_containers
     from vm.image.build import ensure_image
+    from vm.pool import starts_in_flight
 
     tag = await ensure_image(debootstrap=True if debootstrap else None)
     run_id = f"bench-{secrets.token_hex(4)}"
@@ -140,7 +140,7 @@ async def bench_sandbox(sessions: int, samples: int = 5, max_starting: int | Non
     try:
         async with DockerProvider(DockerSettings(image=tag, desktop=desktop, warm_start=warm_start),
                                   run_id=run_id) as provider:
-            max_starting = max_starting or provider.max_starting or os.cpu_count() or 2
+            max_starting = max_starting or starts_in_flight(provider, sessions)  # as a run's pool
             limiter = anyio.CapacityLimiter(max_starting)
             print(f"starting {sessions} sandboxes of {tag}, {desktop} desktop{', warm start' if warm_start else ''} "
                   f"({max_starting} starts in flight) ...",

@@ -299,6 +299,7 @@ class DockerProvider:
 
     name = "docker"
     needs_image = True  # the desktop image: built (or checked against the head's) before the first start
+
     @property
     def max_starting(self) -> int | None:
         """Starts cost host CPU: the profile says how many fit at once (None: one per core)."""

@@ -390,6 +390,8 @@ def _link_checkpoint(src: Path, dst: Path, fork_id: str) -> None:
 
 _TRANSIENT = re.compile(r"Unix socket \d+ not found|unable to freeze")
 _RESTORE_TRANSIENT = re.compile(r"criu failed: type (NOTIFY|RESTORE) errno 0")
+
+
 async def _once_more(call: Callable[[], Awaitable[T]], transient: re.Pattern[str], what: str, *,
                      pause: float = 0.0) -> T:
     """`call()`, and once more (after `pause` s) when it fails with a SandboxError `transient` matches."""

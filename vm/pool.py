@@ -57,6 +57,12 @@ class PoolStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+def starts_in_flight(provider: Provider, capacity: int) -> int:
+    """Provider starts to have in flight by default. Starts are CPU-bound on the host: more in
+    flight than cores made each slower. A provider that knows better (GNOME boots, sim) says."""
+    return getattr(provider, "max_starting", None) or max(1, min(os.cpu_count() or 2, capacity))
+
+
 class SandboxPool:
     def __init__(
         self,
@@ -72,9 +78,7 @@ class SandboxPool:
         if capacity < 1:
             raise ConfigError(f"pool capacity must be >= 1, got {capacity}")
         if max_starting is None:
-            # Starts are CPU-bound on the host: more in flight than cores made each slower. A
-            # provider whose starts are not (sim) says how many it takes.
-            max_starting = getattr(provider, "max_starting", None) or max(1, min(os.cpu_count() or 2, capacity))
+            max_starting = starts_in_flight(provider, capacity)
         if max_starting < 1:
             raise ConfigError(f"pool max_starting must be >= 1, got {max_starting}")
         if not 0 <= warm <= capacity:

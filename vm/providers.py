@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.base.errors import ConfigError
 from vm.types import Provider
@@ -64,10 +65,14 @@ def register(name: str, factory: ProviderFactory, *, needs_image: bool | None = 
     _registered[name] = ProviderKind(factory, _needs_image(factory) if needs_image is None else needs_image)
 
 
+def _declared(factory: object, attr: str) -> Any:
+    """`attr` as a provider factory declares it: a class, a function, or a classmethod of a
+    provider class (`Cls.from_settings`, whose class holds it); None if it does not."""
+    return getattr(factory, attr, getattr(getattr(factory, "__self__", None), attr, None))
+
+
 def _needs_image(factory: object) -> bool:
-    # A class, a function, or a classmethod of a provider class (`Cls.from_settings`).
-    owner = getattr(factory, "__self__", None)
-    return bool(getattr(factory, "needs_image", getattr(owner, "needs_image", False)))
+    return bool(_declared(factory, "needs_image"))
 
 
 def names() -> list[str]:
@@ -110,8 +115,7 @@ def clock_regions(name: str, settings: SandboxSettings) -> tuple[tuple[float, fl
     """Regions of provider `name`'s screens that change with the wall clock alone (left, top,
     right, bottom as fractions of the screen): the response cache leaves them out of its keys so a
     re-run task replays. A factory (or its class) says so with `clock_regions(settings)`."""
-    factory = kind(name).factory
-    regions = getattr(factory, "clock_regions", getattr(getattr(factory, "__self__", None), "clock_regions", None))
+    regions = _declared(kind(name).factory, "clock_regions")
     return tuple(regions(settings)) if callable(regions) else ()
 
 

@@ -57,9 +57,8 @@ def _inline_digest(text: str, mask: ScreenMask | None = None) -> str:
         if len(_INLINE_DIGESTS) >= _INLINE_MEMO:
             _INLINE_DIGESTS.clear()  # rare; clearing whole keeps the memo lock-free across threads
         data = image_bytes(text) if mask else None
-        digest = (masked_digest(data, mask) if data and mask else None) or (
-            "sha256:" + hashlib.sha256(text.encode()).hexdigest())
-        _INLINE_DIGESTS[memo_key] = digest
+        masked = masked_digest(data, mask) if data and mask else None  # None: not an image
+        digest = _INLINE_DIGESTS[memo_key] = masked or "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     return digest
 
 
