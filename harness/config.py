@@ -69,9 +69,10 @@ class RunConfig(BaseModel):
     quiet: bool = False
     desktop: Literal["osworld", "light"] = Field("osworld", description="sandbox desktop: osworld (GNOME Shell as "
                                                  "on OSWorld's VM) or light (openbox)")
-    warm_start: bool = Field(False, description="Docker: start sandboxes as forks of one snapshot of a freshly "
-                             "booted one (~1 s instead of a GNOME boot; they share its guest token); fresh "
-                             "starts where forks fail (docs/design/fork.md)")
+    warm_start: bool | None = Field(None, description="Docker: start sandboxes as forks of one snapshot of a "
+                                    "freshly booted one (~1 s instead of a 2.7 s GNOME boot; they share its guest "
+                                    "token); fresh starts where forks fail. Default: on for the osworld desktop "
+                                    "where this host can fork (CRIU), off for light (docs/design/fork.md)")
     record: bool = Field(False, description="screen recording per task (recording.mp4 in its folder), as OSWorld")
     sandbox_network: Literal["none", "bridge"] = Field("none", description="Docker network mode of each sandbox; "
                                                        "'bridge' only for tasks that need the internet (the "

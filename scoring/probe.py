@@ -215,7 +215,7 @@ def probe_context(work_root: Any, *, screen_size: tuple[int, int] | None = None)
 
 @asynccontextmanager
 async def probe_pool(concurrency: int, *, purpose: str, desktop: str = "osworld",
-                     warm_start: bool = False) -> AsyncIterator[SandboxPool]:
+                     warm_start: bool | None = None) -> AsyncIterator[SandboxPool]:
     """Fresh sandboxes of the built image (network "none": a probe never reaches the internet),
     at most `concurrency` alive; `purpose` names the run id's prefix (`vm gc` shows it)."""
     import secrets

@@ -100,6 +100,7 @@ class ContainerProfile(Protocol):
     def guest_client(self, spec: SandboxSpec, inspect: dict[str, Any]) -> GuestClient: ...
     def ready_update(self) -> dict[str, Any] | None: ...  # resources to set once the guest is ready
     def max_starting(self) -> int | None: ...  # starts that fit the host at once; None: one per core
+    def max_boots(self) -> int | None: ...  # fresh boots (not forks) that fit the host at once; None: no limit
 
 
 class DockerSettings(BaseModel):
@@ -135,10 +136,16 @@ class DockerSettings(BaseModel):
     snapshot_dir: Path | None = Field(None, description="parent of the checkpoint folders of snapshots (forks)")
     restore_timeout_s: float = Field(60.0, gt=0, description="deadline of a fork's CRIU restore (0.3-2 s here); "
                                      "a restore still running then is killed and the fork fails")
-    warm_start: bool = Field(False, description="start sandboxes as forks of one snapshot of a freshly booted, "
-                             "untouched sandbox, taken on the first start (~1 s instead of a 3-6 s GNOME boot); "
-                             "they share its guest token. Falls back to fresh starts where forks fail "
-                             "(docs/design/fork.md)")
+    warm_start: bool | None = Field(None, description="start sandboxes as forks of one snapshot of a freshly "
+                                    "booted, untouched sandbox, taken on the first start (~1 s instead of a 2.7 s "
+                                    "GNOME boot); they share its guest token. Default (None): on for the osworld "
+                                    "desktop, off for light. Falls back to fresh starts where forks fail or this "
+                                    "host cannot fork (docs/design/fork.md)")
+
+    def warm_starts(self) -> bool:
+        """Whether starts are forks of a boot snapshot: as asked, else for the osworld desktop, whose
+        boot costs ~3.3 s of CPU (a fork ~1 s, image.md); a light boot is already ~0.4 s."""
+        return self.desktop == "osworld" if self.warm_start is None else self.warm_start
 
     def resolve_image(self) -> str:
         if self.image:
@@ -189,14 +196,20 @@ class DockerSettings(BaseModel):
     def ready_update(self) -> dict[str, Any] | None:
         return {"NanoCpus": int(self.cpus * 1e9)} if self.starting_cpus() != self.cpus else None
 
-    def max_starting(self) -> int | None:
-        """A GNOME boot is CPU-bound (~3.3 s of CPU): two in flight on 2 cores each took twice as long
-        and all 16 of a bench were ready no sooner (start p50 3.7 s vs 1.95 s, 30.8 s vs 32.5 s for all,
-        image.md). So as many boots as their start quotas fit in the host's cores. Openbox starts
-        are not CPU-bound (Docker's own create/start): one per core; forks (warm start) likewise."""
-        if self.desktop != "osworld" or self.warm_start:
+    def max_boots(self) -> int | None:
+        """Fresh boots that fit the host at once. A GNOME boot is CPU-bound (~3.3 s of CPU): two in
+        flight on 2 cores each took twice as long and all 16 of a bench were ready no sooner (start
+        p50 3.7 s vs 1.95 s, 30.8 s vs 32.5 s for all, image.md). So as many boots as their start
+        quotas fit in the host's cores. Openbox starts are not CPU-bound (Docker's own create/start):
+        None, one per core."""
+        if self.desktop != "osworld":
             return None
         return max(1, int((os.cpu_count() or 1) // self.starting_cpus()))
+
+    def max_starting(self) -> int | None:
+        """Starts in flight: with warm start one per core (a fork restores in ~1 s, not CPU-bound as a
+        boot is; the provider still holds its own fresh boots to max_boots), else max_boots."""
+        return None if self.warm_starts() else self.max_boots()
 
     def sandbox_extra(self, inspect: dict[str, Any]) -> dict[str, Any]:
         return {}
@@ -319,6 +332,7 @@ class DockerProvider:
         self._network_lock = anyio.Lock()
         self.forks = DockerForks(self, getattr(self.profile, "snapshot_dir", None))
         self.warm = WarmStarts(self)  # used when the profile asks for warm_start
+        self._boots: anyio.CapacityLimiter | None = None  # fresh boots in flight (profile.max_boots)
         self.orphan_images: set[str] = set()  # dropped snapshots' images a fork still used
 
     @staticmethod
@@ -369,16 +383,22 @@ class DockerProvider:
         """A fresh sandbox, or with `warm_start` a fork of the boot snapshot (vm/docker_warm.py);
         `start_s` counts from this call either way."""
         t0 = anyio.current_time()
-        box = await self.warm.start() if getattr(self.profile, "warm_start", False) else None
+        box = await self.warm.start() if self.warm.wanted() else None
         if box is None:
             box = await self.launch_fresh()
         box.start_s = anyio.current_time() - t0
         return box
 
     async def launch_fresh(self) -> DockerSandbox:
-        """Boot a new sandbox of the image with a token of its own."""
-        return await self.launch(image=self.image,
-                                 token=secrets.token_urlsafe(32) if self.profile.uses_token() else None)
+        """Boot a new sandbox of the image with a token of its own, at most `max_boots` at once (the
+        pool's limit of starts in flight counts forks too)."""
+        token = secrets.token_urlsafe(32) if self.profile.uses_token() else None
+        if self._boots is None and self.profile.max_boots():
+            self._boots = anyio.CapacityLimiter(self.profile.max_boots() or 1)
+        if self._boots is None:
+            return await self.launch(image=self.image, token=token)
+        async with self._boots:
+            return await self.launch(image=self.image, token=token)
 
     async def launch(self, *, image: str, token: str | None,
                      restore: Callable[[str, str], Awaitable[None]] | None = None,
@@ -516,8 +536,8 @@ class DockerProvider:
 
     # --- snapshots and forks (vm/docker_fork.py) ----------------------------------------------------
 
-    async def fork_unavailable(self) -> str | None:
-        return await self.forks.unavailable()
+    async def fork_unavailable(self, *, announce: bool = True) -> str | None:
+        return await self.forks.unavailable(announce=announce)
 
     async def snapshot(self, sandbox: Any) -> Snapshot:
         if not isinstance(sandbox, DockerSandbox):
@@ -543,12 +563,21 @@ class DockerProvider:
             return False
         return await sandbox.guest.health()
 
-    async def memory_bytes(self, sandbox: DockerSandbox) -> int | None:
-        """Resident memory of the container's cgroup: usage minus page cache (None if unavailable)."""
+    async def _stats(self, sandbox: DockerSandbox) -> dict[str, Any]:
         with anyio.fail_after(15.0):
             stats = await self.docker.containers.container(sandbox.container_id).stats(stream=False)
         entry = stats[0] if isinstance(stats, list) and stats else stats
-        mem = (entry or {}).get("memory_stats") or {}
+        return entry or {}
+
+    async def cpu_seconds(self, sandbox: DockerSandbox) -> float | None:
+        """CPU time the container's cgroup has used so far (None if unavailable)."""
+        usage = ((await self._stats(sandbox)).get("cpu_stats") or {}).get("cpu_usage") or {}
+        total = usage.get("total_usage")
+        return None if total is None else int(total) / 1e9
+
+    async def memory_bytes(self, sandbox: DockerSandbox) -> int | None:
+        """Resident memory of the container's cgroup: usage minus page cache (None if unavailable)."""
+        mem = (await self._stats(sandbox)).get("memory_stats") or {}
         usage = mem.get("usage")
         if usage is None:
             return None

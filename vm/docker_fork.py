@@ -142,14 +142,18 @@ class DockerForks:
         self._starting: dict[str, int] = {}
         self._dropped: dict[str, _Held] = {}
         self._why: str | bool | None = False  # False: not checked yet
+        self._announced = False  # the reason was logged as a warning
         self._root: Path | None = None  # the engine's data root (docker info), for restores
         self.restore_timeout_s: float = getattr(provider.profile, "restore_timeout_s", 60.0)
 
-    async def unavailable(self) -> str | None:
+    async def unavailable(self, *, announce: bool = True) -> str | None:
+        """Why forks do not work here (checked once), or None. The first caller that `announce`s logs
+        it as a warning: warm start on by default asks quietly, as a host without CRIU is normal."""
         if self._why is False:
             self._why = await unavailable(self.provider.docker)
-            if self._why:
-                log.warning("forking sandboxes is off: %s", self._why)
+        if self._why and announce and not self._announced:
+            self._announced = True
+            log.warning("forking sandboxes is off: %s", self._why)
         return self._why or None
 
     async def snapshot(self, box: DockerSandbox, *, timeout: float = 120.0) -> Snapshot:

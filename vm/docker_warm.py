@@ -41,6 +41,16 @@ class WarmStarts:
         self._lock = anyio.Lock()
         self._failures = 0  # forks failed in a row
 
+    def wanted(self) -> bool:
+        """Whether the provider's profile asks for warm starts (DockerSettings.warm_starts)."""
+        warm_starts = getattr(self.provider.profile, "warm_starts", None)
+        return bool(warm_starts and warm_starts())
+
+    @property
+    def by_default(self) -> bool:
+        """On because it is the desktop's default, not because the run asked (warm_start None)."""
+        return getattr(self.provider.profile, "warm_start", True) is None
+
     async def start(self) -> DockerSandbox | None:
         """A fork of the boot snapshot (taken on first need), or None: start a fresh sandbox."""
         snap = await self._boot_snapshot()
@@ -66,9 +76,9 @@ class WarmStarts:
         async with self._lock:
             if self.snapshot is not None or self.off is not None:
                 return self.snapshot
-            why = await self.provider.fork_unavailable()
+            why = await self.provider.fork_unavailable(announce=not self.by_default)
             if why:
-                await self._turn_off(f"forks are unavailable: {why}")
+                await self._turn_off(f"forks are unavailable: {why}", expected=self.by_default)
                 return None
             try:
                 source = await self.provider.launch_fresh()
@@ -86,10 +96,13 @@ class WarmStarts:
                 await self.provider.stop(source)
             return self.snapshot
 
-    async def _turn_off(self, why: str) -> None:
+    async def _turn_off(self, why: str, *, expected: bool = False) -> None:
+        """From now on fresh starts; `expected` (no forks on this host, warm start not asked for) is
+        said at INFO level: a host without CRIU is normal, its starts are only slower."""
         if self.off is None:
             self.off = why
-            log.warning("warm start is off for this provider, sandboxes start fresh: %s", why)
+            log.log(logging.INFO if expected else logging.WARNING,
+                    "warm start is off for this provider, sandboxes start fresh: %s", why)
         snap, self.snapshot = self.snapshot, None
         if snap is not None:  # forks still being restored from it keep it until they are done
             with anyio.CancelScope(shield=True):

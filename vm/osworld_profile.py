@@ -102,6 +102,9 @@ class OSWorldSettings(BaseModel):
     def max_starting(self) -> int | None:
         return None  # one VM boot per core
 
+    def max_boots(self) -> int | None:
+        return None  # every start is a boot: max_starting holds them
+
     def guest_client(self, spec: Any, inspect: dict[str, Any]) -> GuestClient:
         port = self.host_ports(inspect)["server"]
         return GuestClient(

@@ -32,7 +32,7 @@ class SandboxSettings:
     latency_s: float = 0.0  # simulated providers: latency of each start/observe/execute
     image: str | None = None  # image providers: this tag instead of the current build's
     desktop: str = "osworld"  # the desktop image's session: "osworld" (GNOME Shell) or "light" (openbox)
-    warm_start: bool = False  # Docker: starts are forks of one boot snapshot (vm/docker_warm.py)
+    warm_start: bool | None = None  # Docker: starts are forks of one boot snapshot (vm/docker_warm.py); None: the desktop's default
 
     @property
     def screen_size(self) -> tuple[int, int]:

@@ -43,8 +43,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "(default none; bridge lets tasks that need the internet reach it)")
     p.add_argument("--desktop", choices=["osworld", "light"], help="sandbox desktop: osworld (default; GNOME "
                    "Shell, dock and top bar as on OSWorld's VM) or light (openbox, smaller and faster)")
-    p.add_argument("--warm-start", action="store_true", default=None, help="Docker: sandboxes start as forks "
-                   "of one snapshot of a freshly booted sandbox (~1 s; shared guest token; fresh where forks fail)")
+    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None, help="Docker: sandboxes "
+                   "start as forks of one snapshot of a freshly booted sandbox (~1 s; shared guest token; fresh "
+                   "where forks fail). Default: on for the osworld desktop where the host has CRIU")
     p.add_argument("--proxy", metavar="URL", help="proxy for tasks marked proxy: true (Chrome --proxy-server, "
                    "http(s)_proxy), as OSWorld; without it those tasks run unproxied")
     p.add_argument("--allow-private-urls", action="store_true", default=None, help="let task downloads reach "

@@ -139,8 +139,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default docker) or MODULE:ATTR")
     p.add_argument("--desktop", choices=["osworld", "light"], default="osworld",
                    help="sandbox desktop: osworld (GNOME Shell, default) or light (openbox)")
-    p.add_argument("--warm-start", action="store_true", help="sandboxes start as forks of one boot snapshot "
-                   "(docs/design/fork.md)")
+    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None, help="sandboxes start "
+                   "as forks of one boot snapshot (docs/design/fork.md); default: on for the osworld desktop "
+                   "where the host has CRIU")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--allow-private-urls", action="store_true", help="let task downloads reach loopback, "
                    "link-local and private-network hosts (refused by default)")

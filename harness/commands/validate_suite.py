@@ -85,7 +85,7 @@ async def check_task(task: Any, guest: Any, run: Any) -> dict[str, Any]:
 
 async def validate_suite(path: str | Path, *, test_list: str | None, domains: list[str] | None,
                          tasks: list[str] | None, concurrency: int, desktop: str = "osworld",
-                         warm_start: bool = False) -> list[dict[str, Any]]:
+                         warm_start: bool | None = None) -> list[dict[str, Any]]:
     """One row per selected task: {domain, id, status: ok|failed|skipped|error, ready, score, problems}."""
     import functools
 

@@ -37,21 +37,53 @@ def test_an_explicit_start_quota_wins(tmp_path):
         DockerSettings(start_cpus=0)
 
 
-@pytest.mark.parametrize(("host", "kw", "expected"), [
+@pytest.mark.parametrize(("host", "kw", "boots"), [
     (2, {}, 1),  # one GNOME boot at its 2-core start quota fills a 2-core host
     (16, {}, 8),
     (16, {"cpus": 2.0}, 4),
     (2, {"start_cpus": 1.0}, 2),
     (1, {}, 1),
     (2, {"desktop": "light"}, None),  # openbox starts are not CPU-bound: the pool's one per core
-    (2, {"warm_start": True}, None),
 ])
-def test_gnome_boots_in_flight_fit_their_start_quotas_in_the_host(monkeypatch, host, kw, expected):
+@pytest.mark.parametrize("warm", [None, True, False])
+def test_gnome_boots_in_flight_fit_their_start_quotas_in_the_host(monkeypatch, host, kw, boots, warm):
     from vm.docker import DockerProvider
     from vm.pool import SandboxPool
 
     monkeypatch.setattr("os.cpu_count", lambda: host)
-    provider = DockerProvider(DockerSettings(**kw), run_id="quota-test")
+    settings = DockerSettings(**kw, warm_start=warm)
+    provider = DockerProvider(settings, run_id="quota-test")
+    # Warm start (by default on osworld) forks: not CPU-bound, one per core; the provider still
+    # holds its fresh boots (the boot snapshot's, fallbacks) to max_boots.
+    assert settings.warm_starts() is (warm if warm is not None else settings.desktop == "osworld")
+    assert provider.profile.max_boots() == boots
+    expected = None if settings.warm_starts() else boots
     assert provider.max_starting == expected
     # The pool takes the provider's figure; None falls back to one per core (at most its capacity).
     assert SandboxPool(provider, capacity=32).max_starting == (expected or host)
+
+
+async def test_the_provider_holds_fresh_boots_to_max_boots(monkeypatch):
+    """However many starts the pool lets through, fresh GNOME boots go max_boots at a time."""
+    import anyio
+
+    from vm.docker import DockerProvider
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)  # 2 boots at the 2-core start quota
+    provider = DockerProvider(DockerSettings(warm_start=False), run_id="quota-test")
+    provider._image = "unused"
+    running, most = 0, 0
+
+    async def launch(**_: object) -> str:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await anyio.sleep(0.05)
+        running -= 1
+        return "box"
+
+    monkeypatch.setattr(provider, "launch", launch)
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(provider.launch_fresh)
+    assert most == 2

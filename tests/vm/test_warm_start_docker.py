@@ -71,7 +71,7 @@ async def test_without_forks_warm_start_falls_back_to_fresh_sandboxes(
         docker_settings: DockerSettings, test_run_id: str, caplog: pytest.LogCaptureFixture) -> None:
     settings = docker_settings.model_copy(update={"desktop": "light", "warm_start": True})
     async with DockerProvider(settings, run_id=test_run_id) as provider:
-        async def no_forks() -> str:
+        async def no_forks(**_: object) -> str:
             return "simulated: no CRIU here"
 
         provider.fork_unavailable = no_forks  # type: ignore[method-assign]  # as on an engine without CRIU
