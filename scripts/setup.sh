@@ -100,6 +100,29 @@ if [ "${CUA_NO_CRIU:-0}" != 1 ]; then
   else echo "setup: no working CRIU: forking sandboxes is off (state restore uses replay)" >&2; fi
 fi
 
+# inotify: the sandboxes share the host's user namespace, so their processes' inotify instances
+# count against one per-uid limit (uid 1000; root for forks, which CRIU restores as root), 128 on
+# stock Debian: ~8 osworld desktops with apps open (docs/design/image.md, vm/host_limits.py). Raised
+# live and in /etc/sysctl.d (for the next boot), never lowered.
+raise_inotify() {
+  local conf=/etc/sysctl.d/60-cua-harness-inotify.conf said=() saved="" joined name want have
+  for name in max_user_instances:8192 max_user_watches:524288; do
+    want=${name#*:} name=${name%%:*}
+    have=$(cat "/proc/sys/fs/inotify/$name" 2>/dev/null || echo 0)
+    if [ "$have" -ge "$want" ]; then said+=("fs.inotify.$name=$have"); continue; fi
+    if echo "$want" 2>/dev/null >"/proc/sys/fs/inotify/$name"; then
+      said+=("fs.inotify.$name $have -> $want")
+      { grep -v "^fs.inotify.$name *=" "$conf" 2>/dev/null || true; echo "fs.inotify.$name = $want"; } >"$conf.new" \
+        && mv "$conf.new" "$conf" && saved=" (raised now and in $conf)" || true
+    else
+      said+=("fs.inotify.$name=$have (could not raise it: \`sysctl -w fs.inotify.$name=$want\` as root on the host)")
+    fi
+  done
+  printf -v joined '%s, ' "${said[@]}"
+  echo "setup: inotify limits per user: ${joined%, }$saved" >&2
+}
+raise_inotify
+
 if ! docker info >/dev/null 2>&1; then
   # --experimental enables checkpoint/restore (forks); it changes nothing else we use.
   echo "setup: starting dockerd --experimental --bridge=none --iptables=false" >&2

@@ -44,6 +44,7 @@ from vm.docker_gc import (  # re-exported: callers import them from vm.docker
 )
 from vm.docker_gc import remove_labeled as _remove_labeled
 from vm.docker_warm import WarmStarts
+from vm.host_limits import check_inotify
 from vm.types import (
     MAX_FILE_BYTES,
     MAX_MESSAGE_BYTES,
@@ -407,6 +408,7 @@ class DockerProvider:
         name)`, for forks, starts the created container in place of a plain start (from a checkpoint)."""
         if self._closed:
             raise SandboxError("docker provider is closed; cannot start a sandbox")
+        check_inotify(len(self._live) + 1, getattr(self.profile, "desktop", None))  # warns once when near the limit
         sid = secrets.token_hex(6)
         name = f"cua-{sid}"
         network = await self._isolated_network() if getattr(self.profile, "network", None) == "bridge" else None

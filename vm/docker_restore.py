@@ -29,6 +29,7 @@ import aiodocker
 import anyio
 
 from harness.base.errors import SandboxError
+from vm.host_limits import exhausted_hint
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,8 @@ _CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
 
 def criu_reason(message: str) -> str:
     """The engine's error with CRIU's own error lines from the log file it names (runc's message
-    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out."""
+    says only "criu failed"); the harmless RLIMIT_NOFILE complaint is left out. Out of inotify
+    instances, it names the sysctl that raises them (vm/host_limits.py)."""
     found = re.search(r"(?:log file: |path= ?)(\S+\.log)", str(message))
     errors: list[str] = []
     if found:
@@ -227,7 +229,8 @@ def criu_reason(message: str) -> str:
         errors = [m.group(1).strip() for m in map(_CRIU_ERROR.search, lines)
                   if m and "RLIMIT_NOFILE" not in m.group(1)]
     head = _one_line(re.split(r"\s(?:log file:|path=)", str(message))[0])
-    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "")
+    hint = exhausted_hint(" ".join(errors))  # the host's inotify budget, shared by every sandbox
+    return head + (f"; CRIU: {' | '.join(errors[:4])}" if errors else "") + (f"; {hint}" if hint else "")
 
 
 def _one_line(text: str) -> str:

@@ -25,3 +25,21 @@ def test_criu_errors_come_from_the_log_the_engine_names(tmp_path: Path) -> None:
 def test_without_a_readable_log_the_engines_message_is_kept(tmp_path: Path) -> None:
     reason = criu_reason(f"criu failed: type NOTIFY errno 0 path= {tmp_path}/gone/criu-dump.log: unknown")
     assert reason == "criu failed: type NOTIFY errno 0"
+
+
+def test_a_restore_out_of_inotify_instances_names_the_sysctl(tmp_path: Path) -> None:
+    log = tmp_path / "restore.log"
+    log.write_text(  # recorded: bench sandbox --sessions 16 --desktop osworld --warm-start at the stock 128
+        "(00.196256)     21: \t\tCreate fd for 5\n"
+        "(00.196265)     21: Error (criu/fsnotify.c:664): fsnotify: Can't create inotify for 0x000040: "
+        "Too many open files\n"
+        "(00.196266)     21: Error (criu/files.c:1221): Unable to open fd=6 id=0x40\n")
+    reason = criu_reason(f"OCI runtime restore failed: criu failed: type NOTIFY errno 0\nlog file: {log}: unknown")
+    assert "Can't create inotify for 0x000040: Too many open files" in reason
+    assert "fs.inotify.max_user_instances" in reason and "sysctl -w fs.inotify.max_user_instances=8192" in reason
+
+
+def test_other_restore_errors_get_no_inotify_hint(tmp_path: Path) -> None:
+    log = tmp_path / "restore.log"
+    log.write_text("(00.5) Error (criu/files.c:1221): Unable to open fd=6 id=0x40: Too many open files\n")
+    assert "sysctl" not in criu_reason(f"criu failed log file: {log}: unknown")
