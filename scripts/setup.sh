@@ -83,8 +83,10 @@ write_criu_conf() {
   if [ ! -f /etc/criu/runc.conf ] || head -1 /etc/criu/runc.conf | grep -qF "$marker"; then
     mkdir -p /etc/criu
     # ghost-limit: open files already deleted go into the image (Chromium keeps 4 MB ones);
-    # file-locks: Chromium and Thunderbird lock their profiles.
-    printf '%s\n' "$marker" force-irmap file-locks 'ghost-limit 32M' \
+    # file-locks: Chromium and Thunderbird lock their profiles; link-remap: a fork's dconf database
+    # replaced since its restore is still mapped from the snapshot's image layer, where it keeps a
+    # link (a fork of a fork failed "Can't create link remap for .../dconf/user").
+    printf '%s\n' "$marker" force-irmap file-locks link-remap 'ghost-limit 32M' \
       "${criu_scan_paths[@]/#/irmap-scan-path }" >/etc/criu/runc.conf.new
     mv /etc/criu/runc.conf.new /etc/criu/runc.conf
   fi
