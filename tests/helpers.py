@@ -6,7 +6,8 @@
 - `serve(app)`: an aiohttp app on 127.0.0.1 (a free port) for the test's duration; yields its URL.
 - `saved(doc, path, edit, part)`: an office document (python-docx, openpyxl, ...) saved after an edit.
 - `freeze_a_restore(provider_id)`: SIGSTOP the CRIU of the next restore (fork) of one of a Docker
-  provider's containers, as a hung restore; `traces_of(container_id)` finds what is left of it.
+  provider's containers, as a hung restore; `traces_of(container_id)` finds what is left of it;
+  `freeze_a_dump(container_id)` the same for a snapshot's dump; `alive(pid)`.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def saved(doc: Any, path: Path, edit: Any = None, part: Any = None) -> str:
     return str(path)
 
 
-def _criu_of_restore(container_id: str) -> int | None:
-    """The pid of the `criu` that runc's restore of this container started, if one runs now."""
+def _criu_of(container_id: str, verb: bytes = b"restore") -> int | None:
+    """The pid of the `criu` that runc's `verb` (restore, checkpoint) of this container started,
+    if one runs now."""
     procs = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -89,7 +91,7 @@ def _criu_of_restore(container_id: str) -> int | None:
             continue
         procs[int(pid)] = (ppid, cmd)
     runc = {pid for pid, (_, cmd) in procs.items()
-            if cmd[0].endswith(b"runc") and b"restore" in cmd and container_id.encode() in cmd}
+            if cmd[0].endswith(b"runc") and verb in cmd and container_id.encode() in cmd}
     return next((pid for pid, (ppid, cmd) in procs.items() if ppid in runc and cmd[0].startswith(b"criu")), None)
 
 
@@ -106,11 +108,31 @@ async def freeze_a_restore(provider_id: str, timeout: float = 300) -> tuple[str,
                 created = await docker.containers.list(
                     all=True, filters={"label": [f"cua-harness.provider={provider_id}"], "status": ["created"]})
                 for c in created:
-                    pid = await anyio.to_thread.run_sync(_criu_of_restore, c.id)
+                    pid = await anyio.to_thread.run_sync(_criu_of, c.id)
                     if pid is not None:
                         os.kill(pid, signal.SIGSTOP)
                         return c.id, pid
                 await anyio.sleep(0.02)
+
+
+async def freeze_a_dump(container_id: str, timeout: float = 300) -> int:
+    """SIGSTOP the CRIU of the next checkpoint (snapshot) of this running container: the dump then
+    waits for ever, holding the container's processes. Returns the stopped pid."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while (pid := await anyio.to_thread.run_sync(_criu_of, container_id, b"checkpoint")) is None:  # noqa: ASYNC110
+            await anyio.sleep(0.005)  # polled: nothing announces that runc started CRIU
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def traces_of(container_id: str) -> list[int]:

@@ -33,7 +33,7 @@ import orjson
 
 from harness.base.errors import SandboxError
 from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
-from vm.docker_restore import criu_reason, start_from_checkpoint
+from vm.docker_restore import criu_reason, kill_tree, start_from_checkpoint
 from vm.types import Snapshot
 
 T = TypeVar("T")
@@ -112,11 +112,23 @@ async def _runc_checkpoint(runc: str, box: DockerSandbox, folder: Path) -> None:
     into a folder of its own, tar that into its content store and dockerd extract it into ours,
     2-10 s more for a desktop (docs/design/fork.md)."""
     work = folder / "work"
-    done = await anyio.run_process([runc, "--root", str(RUNC_ROOT), "checkpoint", "--leave-running",
-                                    "--image-path", str(folder / CHECKPOINT_ID), "--work-path", str(work),
-                                    box.container_id], check=False)
-    if done.returncode:
-        message = done.stderr.decode(errors="replace")
+    process = await anyio.open_process([runc, "--root", str(RUNC_ROOT), "checkpoint", "--leave-running",
+                                        "--image-path", str(folder / CHECKPOINT_ID), "--work-path", str(work),
+                                        box.container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        assert process.stderr is not None
+        stderr = b"".join([chunk async for chunk in process.stderr])
+        returncode = await process.wait()
+    except BaseException:
+        # The snapshot's deadline, or a cancellation: CRIU (runc's child) first, or it stays behind
+        # with the sandbox's processes seized and stopped.
+        with anyio.CancelScope(shield=True):
+            killed = await anyio.to_thread.run_sync(kill_tree, process.pid)
+            await process.aclose()
+        log.warning("%s: checkpoint stopped; killed runc and its CRIU %s", box.name, killed)
+        raise
+    if returncode:
+        message = stderr.decode(errors="replace")
         found = _RUNC_MSG.search(message)  # runc logs `time=... level=error msg="..."`
         if found:
             message = found.group(1).replace("\\n", "\n").replace('\\"', '"')

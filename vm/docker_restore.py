@@ -212,6 +212,29 @@ def kill_restore(container_id: str, rounds: int = 3) -> list[int]:
     return killed
 
 
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL `pid`'s descendants, then `pid` (a `runc checkpoint` and the CRIU it runs: CRIU must
+    die before runc, or it is orphaned and its tie to this dump lost); the pids killed. A dump's
+    CRIU holds the container's processes seized: alive, it keeps them stopped."""
+    procs = _procs()
+    order, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, (ppid, _, _) in procs.items() if ppid == parent and p not in order]
+        order.extend(children)
+        todo.extend(children)
+    killed = []
+    for victim in [*reversed(order), pid]:
+        if victim in (os.getpid(), 1):
+            continue
+        try:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
 _CRIU_ERROR = re.compile(r"Error \([^)]*\): (.*)")
 
 

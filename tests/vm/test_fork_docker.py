@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 import pytest_asyncio
-from helpers import freeze_a_restore, traces_of
+from helpers import alive, freeze_a_dump, freeze_a_restore, traces_of
 
 from harness.base.errors import SandboxError
 from vm import docker_fork
@@ -220,6 +220,30 @@ async def test_a_restore_that_hangs_is_killed_at_its_deadline_and_its_container_
             assert missing.value.status == 404
         # The snapshot is still good: the next fork restores and takes input.
         await _a_fork_saves(forking, snap, " after the hang")
+    finally:
+        await forking.drop(snap)
+
+
+async def test_a_snapshot_whose_criu_hangs_is_killed_at_its_deadline_and_the_sandbox_goes_on(
+        forking: DockerProvider, editor: DockerSandbox) -> None:
+    frozen: list[int] = []
+
+    async def freeze() -> None:
+        frozen.append(await freeze_a_dump(editor.container_id, timeout=60))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(freeze)
+        # CRIU stopped mid-dump (SIGSTOP) holds the sandbox's processes seized and waits for ever.
+        with pytest.raises(SandboxError, match=r"snapshot not done within 10s"):
+            await forking.forks.snapshot(editor, timeout=10.0)
+    pid, = frozen
+    assert not alive(pid), "the dump's CRIU was left behind"
+    # The sandbox goes on: unpaused, its editor not stopped, and the next snapshot works.
+    state = await editor.run(["bash", "-c", "ps -o stat= -C mousepad"], timeout=30)
+    assert state.ok and "T" not in state.output, state.output
+    snap = await forking.snapshot(editor)
+    try:
+        await _a_fork_saves(forking, snap, " after the hung dump")
     finally:
         await forking.drop(snap)
 
