@@ -31,10 +31,16 @@ FILE_WAIT_S = 5.0
 # Wait until a visible window's title ends in "Visual Studio Code" (the workbench has loaded) and
 # the evaluation extension's ready marker names the folder in that title (its extension host runs;
 # after a reload into another folder the marker still names the old one until the new host starts).
+# No wait when VS Code does not run at all (neither its server nor the `code` command that starts
+# it): no window will come, and upstream would type its keys at once (a noop attempt waited 4 min).
+# The brackets keep pgrep from matching this script's own command line.
 _READY = ("import os, subprocess, time\n"
           "marker = os.path.join(os.environ.get('XDG_RUNTIME_DIR', '/tmp'), 'vscode-ready')\n"
           "deadline = time.time() + {wait}\n"
           "while time.time() < deadline:\n"
+          "    if subprocess.run(['pgrep', '-f', 'code-serve[r]|/opt/vscode/bin/cod[e]'],\n"
+          "                      capture_output=True).returncode != 0:\n"
+          "        break\n"
           "    r = subprocess.run(['xdotool', 'search', '--onlyvisible', '--name', 'Visual Studio Code$',\n"
           "                        'getwindowname', '%@'], capture_output=True, text=True)\n"
           "    name = open(marker).read() if os.path.exists(marker) else None\n"

@@ -81,6 +81,21 @@ async def _sh(box, command: str, timeout: float = 60.0):
 
 
 @pytest.mark.docker
+async def test_the_getter_does_not_wait_for_a_vs_code_that_does_not_run(docker_provider, tmp_path):
+    # A noop attempt: nothing opened VS Code, so no window will come; waiting for one (twice 120 s)
+    # only delays the score, which upstream gives at once (its keys go nowhere, no file: None).
+    box = await docker_provider.start()
+    try:
+        ctx = RunContext(work_root=tmp_path).for_evaluation(object(), box.guest)
+        spec = GetterSpec.model_validate({"type": "vscode_config", "vscode_extension_command": "OpenProject",
+                                          "path": "/home/user/OpenProject.txt", "dest": "OpenProject.txt"})
+        with anyio.fail_after(90):
+            assert await vscode_config(box.guest, spec, ctx) is None
+    finally:
+        await docker_provider.stop(box)
+
+
+@pytest.mark.docker
 async def test_code_installs_a_vsix_opens_a_folder_and_the_eval_extension_names_it(docker_provider, tmp_path):
     box = await docker_provider.start()
     try:
