@@ -355,10 +355,6 @@ def print_table(result: dict[str, Any]) -> None:
         console.print(f"[red]failure:[/red] {err}", markup=True, highlight=False)
 
 
-def _r(v: float | None, digits: int) -> float | None:
-    return None if v is None else round(v, digits)
-
-
 def _round(d: dict[str, float | None], digits: int) -> dict[str, float | None]:
     return {k: None if v is None else round(v, digits) for k, v in d.items()}
 
