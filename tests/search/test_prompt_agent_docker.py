@@ -57,9 +57,9 @@ def run_prompt(run_dir: Path, providers: Path, *extra: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--benchmark", "desktop-basics", "--agent", "prompt",
                            "--model", "sim-model", "--providers-file", str(providers), "--tasks", TASK,
                            "--observation-type", "screenshot_a11y_tree", "--run-dir", str(run_dir), "-q",
-                           # The light desktop: on the osworld one, screens of two runs also differ
-                           # beyond the (masked) clock: the bar's Activities hover/focus state and the
-                           # terminal's drawing, so a changed observation is a new request (llm.md).
+                           # The light desktop: on the osworld one, the a11y tree names the time and
+                           # the terminal's drawing can differ between runs, so a changed observation
+                           # is a new request (llm.md).
                            "--desktop", "light", *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
