@@ -1,15 +1,17 @@
 """Warm start: hand out forks of one boot snapshot instead of booting each sandbox (docs/design/fork.md).
 
 An osworld sandbox needs ~3.3 s of CPU to boot GNOME Shell; a fork of a snapshot restores in about
-1 s. With `DockerSettings.warm_start`, the provider's first start boots one sandbox, waits until it
+1 s. With warm start (`DockerSettings.warm_starts()`: by default on for the osworld desktop, off
+for light; `warm_start` True/False decides), the provider's first start boots one sandbox, waits until it
 is ready, snapshots it untouched (the "boot snapshot") and stops it; every start then forks that
 snapshot. Concurrent first starts wait for the one snapshot (a lock). Forks keep the snapshot's
 guest token, so the sandboxes of one provider share it (docs/design/image.md: the agent's user
 cannot read it).
 
 Warm start never fails a start: when forks are unavailable here, or the boot snapshot or a fork
-fails (or MAX_FORK_FAILURES forks in a row), the reason is logged once and the provider starts fresh
-sandboxes from then on; a single failed fork makes only that start a fresh one.
+fails (or MAX_FORK_FAILURES forks in a row), the reason is logged once (at INFO when forks are
+simply unavailable and warm start was not asked for) and the provider starts fresh sandboxes from
+then on; a single failed fork makes only that start a fresh one.
 """
 
 from __future__ import annotations
