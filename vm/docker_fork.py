@@ -32,7 +32,7 @@ import anyio
 import orjson
 
 from harness.base.errors import SandboxError
-from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, owner_alive, owner_label
+from vm.docker_gc import LABEL_DIR, LABEL_OWNER, LABEL_RUN, LABEL_SNAPSHOT, owner_alive, owner_label
 from vm.docker_restore import criu_reason, kill_tree, start_from_checkpoint
 from vm.types import Snapshot
 
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_ID = "fork"
 SNAPSHOT_REPO = "cua-harness-snapshot"
-LABEL_SNAPSHOT = "cua-harness.snapshot"
 
 
 def default_snapshot_dir() -> Path:

@@ -27,6 +27,7 @@ LABEL_RUN = "cua-harness.run"
 LABEL_PROVIDER = "cua-harness.provider"
 LABEL_DIR = "cua-harness.dir"
 LABEL_OWNER = "cua-harness.owner"  # host/pid/start-time of the harness process that started it
+LABEL_SNAPSHOT = "cua-harness.snapshot"  # a fork snapshot's image (vm/docker_fork.py)
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -133,6 +134,11 @@ async def prune_images(keep: str, *, docker: aiodocker.Docker) -> list[str]:
     removed: list[str] = []
     images = await docker.images.list(filters={"label": [LABEL_CONTEXT]})
     for image in images:
+        if LABEL_SNAPSHOT in (image.get("Labels") or {}):
+            # A snapshot is a commit of a sandbox, so it carries the build's label too; it is not an
+            # old build: a live provider may still fork it, and `gc_snapshots` removes it with its
+            # checkpoint folder (removed here, the folder stayed behind).
+            continue
         tags = [t for t in image.get("RepoTags") or [] if t and t != "<none>:<none>"]
         targets = [t for t in tags if t != keep] if tags else [image["Id"]]
         for name in targets:
