@@ -218,7 +218,14 @@ class DockerForks:
         with anyio.CancelScope(shield=True):
             await self._unpause(box)
         seconds = anyio.current_time() - t0
-        size = await anyio.to_thread.run_sync(_folder_bytes, folder) + await self._layer_bytes(image)
+        try:
+            size = await anyio.to_thread.run_sync(_folder_bytes, folder) + await self._layer_bytes(image)
+        except BaseException:
+            # Not held yet, so nothing else would remove it: a run stopped here (Ctrl+C during a
+            # warm start's boot snapshot) left its checkpoint folder behind.
+            with anyio.CancelScope(shield=True):
+                await self._remove(image, folder)
+            raise
         self._held[sid] = _Held(image=image, folder=folder, token=box.spec.token)
         log.debug("%s: snapshot %s in %.2fs (%d MB)", box.name, sid, seconds, size >> 20)
         return Snapshot(id=sid, provider=self.provider.name, source=box.name, size_bytes=size,

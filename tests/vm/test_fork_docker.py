@@ -248,6 +248,24 @@ async def test_a_snapshot_whose_criu_hangs_is_killed_at_its_deadline_and_the_san
         await forking.drop(snap)
 
 
+async def test_a_snapshot_cancelled_after_its_dump_leaves_no_image_or_folder(
+        forking: DockerProvider, editor: DockerSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(forking.forks.root.iterdir()) if forking.forks.root.exists() else set()
+    images_before = {t for i in await forking.docker.images.list() for t in i.get("RepoTags") or []}
+
+    async def stalls(image: str) -> int:  # the last step of a snapshot, after commit and dump
+        await anyio.sleep_forever()
+        return 0
+
+    monkeypatch.setattr(forking.forks, "_layer_bytes", stalls)
+    with anyio.move_on_after(30) as scope:  # as a run stopped with Ctrl+C
+        await forking.forks.snapshot(editor)
+    assert scope.cancelled_caught
+    assert set(forking.forks.root.iterdir()) == before, "a checkpoint folder was left behind"
+    images_after = {t for i in await forking.docker.images.list() for t in i.get("RepoTags") or []}
+    assert images_after == images_before, "a snapshot image was left behind"
+
+
 @pytest_asyncio.fixture(scope="module")
 async def gnome(docker_settings: DockerSettings, test_run_id: str) -> AsyncIterator[DockerProvider]:
     async with _forking(docker_settings, "osworld", test_run_id) as provider:
