@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.base.errors import ConfigError, SandboxError
 from vm import actions
 from vm.client import GuestClient
-from vm.docker_fork import DockerForks
+from vm.docker_fork import DockerForks, gc_snapshots
 from vm.docker_gc import (  # re-exported: callers import them from vm.docker
     LABEL_DIR,
     LABEL_MANAGED,
@@ -595,7 +595,14 @@ class DockerProvider:
     # --- cleanup ----------------------------------------------------------------------------------
 
     async def gc(self, *, run_id: str | None = None, stale_only: bool = False) -> int:
-        return await gc_containers(run_id, docker=self.docker, stale_only=stale_only)
+        """Remove leftover containers of `run_id` (every run's if None), and its fork snapshots
+        (image and checkpoint folder): a worker killed with a warm start's boot snapshot left one of
+        ~300 MB. The number of containers removed."""
+        removed = await gc_containers(run_id, docker=self.docker, stale_only=stale_only)
+        snapshots = await gc_snapshots(self.docker, run_id, stale_only=stale_only)
+        if snapshots:
+            log.info("removed %d leftover snapshot(s) of forked sandboxes", snapshots)
+        return removed
 
     async def aclose(self) -> None:
         """Remove every container this provider started (even half-started ones), then disconnect."""

@@ -217,6 +217,11 @@ def test_a_worker_killed_mid_run_on_real_sandboxes_loses_no_task_and_leaves_no_c
     left = subprocess.run(["docker", "ps", "-a", "--filter", "label=cua-harness.run",
                            "--format", '{{.Label "cua-harness.run"}}'], capture_output=True, text=True).stdout.split()
     assert not [r for r in left if r.startswith(run_dir.name)], left
+    # And its fork snapshots (a warm start's boot snapshot of the killed worker): images and folders.
+    snapshots = subprocess.run(["docker", "images", "--filter", "label=cua-harness.snapshot", "--format",
+                                '{{.Label "cua-harness.run"}} {{.Label "cua-harness.dir"}}'],
+                               capture_output=True, text=True).stdout.splitlines()
+    assert not [s for s in snapshots if s.startswith(run_dir.name)], snapshots
 
 def test_node_image_decision_builds_a_missing_image_and_refuses_another_build() -> None:
     import anyio
