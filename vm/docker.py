@@ -13,6 +13,7 @@ container it started, whatever state it is in (label `cua-harness.provider=<id>`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -394,11 +395,9 @@ class DockerProvider:
         """Boot a new sandbox of the image with a token of its own, at most `max_boots` at once (the
         pool's limit of starts in flight counts forks too)."""
         token = secrets.token_urlsafe(32) if self.profile.uses_token() else None
-        if self._boots is None and self.profile.max_boots():
-            self._boots = anyio.CapacityLimiter(self.profile.max_boots() or 1)
-        if self._boots is None:
-            return await self.launch(image=self.image, token=token)
-        async with self._boots:
+        if self._boots is None and (most := self.profile.max_boots()):
+            self._boots = anyio.CapacityLimiter(most)
+        async with self._boots or contextlib.nullcontext():
             return await self.launch(image=self.image, token=token)
 
     async def launch(self, *, image: str, token: str | None,

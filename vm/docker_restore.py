@@ -182,16 +182,24 @@ def restore_processes(container_id: str) -> list[int]:
         runc = os.path.basename(argv[0]) == "runc" and "restore" in argv and container_id in argv
         if runc or container_id in cgroup:
             roots.add(pid)
-    found, todo = set(roots), list(roots)
-    while todo:
-        parent = todo.pop()
-        for pid, (ppid, _, _) in procs.items():
-            if ppid == parent and pid not in found:
-                found.add(pid)
-                todo.append(pid)
+    found = roots | set(_descendants(procs, roots))
     found.discard(os.getpid())
     found.discard(1)
     return sorted(found)
+
+
+def _descendants(procs: dict[int, tuple[int, str, str]], roots: set[int]) -> list[int]:
+    """The descendants of `roots` in `procs` (from `_procs`), parents before their children."""
+    found: list[int] = []
+    seen, todo = set(roots), list(roots)
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, _, _) in procs.items():
+            if ppid == parent and pid not in seen:
+                seen.add(pid)
+                found.append(pid)
+                todo.append(pid)
+    return found
 
 
 def kill_restore(container_id: str, rounds: int = 3) -> list[int]:
@@ -216,15 +224,8 @@ def kill_tree(pid: int) -> list[int]:
     """SIGKILL `pid`'s descendants, then `pid` (a `runc checkpoint` and the CRIU it runs: CRIU must
     die before runc, or it is orphaned and its tie to this dump lost); the pids killed. A dump's
     CRIU holds the container's processes seized: alive, it keeps them stopped."""
-    procs = _procs()
-    order, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        children = [p for p, (ppid, _, _) in procs.items() if ppid == parent and p not in order]
-        order.extend(children)
-        todo.extend(children)
     killed = []
-    for victim in [*reversed(order), pid]:
+    for victim in [*reversed(_descendants(_procs(), {pid})), pid]:
         if victim in (os.getpid(), 1):
             continue
         try:
